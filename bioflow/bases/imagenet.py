@@ -1,0 +1,86 @@
+"""ImageNet weights for ``Original`` bases, adapted to one-channel (grayscale) input.
+
+The weight files are Keras Applications' "notop" HDF5 files. The pretrained first
+convolution sees RGB; on grayscale input (R = G = B = L) the equivalent kernel is the sum of its
+three input-channel slices, so bioflow sums them instead of re-initialising the layer.
+"""
+import h5py
+import keras
+import numpy as np
+
+from bioflow.errors import BioflowError, choices
+
+_KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+#: Base name → (file URL, md5 hash as published by Keras Applications).
+IMAGENET_WEIGHTS = {
+    "vgg16": (_KERAS_APPS + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+              "6d6bbae143d832006294945121d1f1fc"),
+    "vgg19": (_KERAS_APPS + "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+              "253f8cb515780f3b799900260a226db6"),
+    "resnet50": (_KERAS_APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "4d473c1dd8becc155b73f8504c6f6626"),
+}
+
+
+def imagenet_weights_path(base):
+    """Download (once, into Keras' cache) and return the ImageNet weight file of ``base``."""
+    if base not in IMAGENET_WEIGHTS:
+        raise BioflowError(f"No ImageNet weights for base {base!r}; they exist for {choices(IMAGENET_WEIGHTS)}.")
+    url, md5 = IMAGENET_WEIGHTS[base]
+    fname = url.rsplit("/", 1)[-1]
+    try:
+        return keras.utils.get_file(fname, url, cache_subdir="models", file_hash=md5)
+    except Exception as err:  # get_file raises bare Exceptions for network failures
+        raise BioflowError(
+            f"Could not download the ImageNet weights of {base!r} from {url} ({type(err).__name__}: {err}). "
+            f"Fetching them needs network access once; offline, put {fname} in ~/.keras/models/ or pass "
+            f"the file's path as build_model.weights.") from err
+
+
+def _decode(values):
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def load_pretrained_weights(model, path):
+    """Load a Keras Applications (legacy HDF5) weight file into ``model`` by layer name.
+
+    Kernels with 3 input channels are summed into 1 where the model has one input channel.
+    Layers missing from the model, or whose shapes differ (e.g. ``fc1`` at another input size),
+    are skipped. Returns ``{'loaded': [...], 'adapted': [...], 'skipped': [...]}``.
+    """
+    report = {"loaded": [], "adapted": [], "skipped": []}
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise BioflowError(f"Cannot read weight file {path!r}: {err}") from err
+    with f:
+        group = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in group.attrs:
+            raise BioflowError(f"{path!r} is not a Keras Applications (legacy HDF5) weight file: "
+                               "it has no 'layer_names' attribute.")
+        for lname in _decode(group.attrs["layer_names"]):
+            sources = [np.asarray(group[lname][w]) for w in _decode(group[lname].attrs["weight_names"])]
+            if not sources:
+                continue
+            try:
+                layer = model.get_layer(lname)
+            except ValueError:
+                report["skipped"].append(lname)
+                continue
+            targets = layer.get_weights()
+            values, adapted = [], False
+            for src, tgt in zip(sources, targets):
+                if src.shape == tgt.shape:
+                    values.append(src)
+                elif src.ndim == 4 and src.shape[2] == 3 and tgt.shape == src.shape[:2] + (1,) + src.shape[3:]:
+                    values.append(src.sum(axis=2, keepdims=True))
+                    adapted = True
+                else:
+                    break
+            if len(values) != len(targets) or len(sources) != len(targets):
+                report["skipped"].append(lname)
+                continue
+            layer.set_weights(values)
+            report["adapted" if adapted else "loaded"].append(lname)
+    return report

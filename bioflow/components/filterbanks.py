@@ -1,0 +1,248 @@
+"""Fixed "V1" filter banks: Gabor, difference of Gaussians, low-pass and combined.
+
+Each bank builds float64 kernels of shape ``(ksize, ksize, in_channels, n)`` exactly as
+SPEC §2 defines them. Banks are plain, gin-registered value objects; the Keras layer that
+convolves with them is :class:`bioflow.components.FilterBankConv`.
+"""
+import itertools
+import math
+
+import gin
+import numpy as np
+
+from bioflow.errors import BioflowError, choices
+
+#: Bandwidth constant of the Gabor wavelength formula, ``sqrt(ln 2 / 2)``.
+GABOR_C = math.sqrt(math.log(2) / 2)
+
+PAPER_GABOR = dict(
+    ksize=63,
+    sigmas=(8.0,),
+    bs=tuple(np.linspace(1, 2.6, 3).tolist()),
+    gammas=(0.5,),
+    thetas=(0.0, math.pi / 4, math.pi / 2, 3 * math.pi / 4),
+    psis=(math.pi / 2, 3 * math.pi / 2),
+)
+PAPER_DOG = dict(ksize=63, sigmas=(1.0, 2.0, 4.0, 8.0), gammas=(1.6, 1.8, 2.0, 2.2))
+PAPER_LOWPASS = dict(ksize=63, sigmas=(1.0, 2.0, 4.0, 8.0))
+
+
+def _check_ksize(bank, ksize):
+    if isinstance(ksize, bool) or not isinstance(ksize, (int, np.integer)) or ksize <= 0 or ksize % 2 == 0:
+        raise BioflowError(f"{bank}: ksize must be a positive odd integer, got {ksize!r}.")
+    return int(ksize)
+
+
+def _check_list(bank, name, values, minimum=None, strict=True):
+    if values is None or np.ndim(values) != 1 or len(values) == 0:
+        raise BioflowError(f"{bank}: {name} must be a non-empty list of numbers, got {values!r}.")
+    values = tuple(float(v) for v in values)
+    if minimum is not None:
+        for v in values:
+            if (v <= minimum) if strict else (v < minimum):
+                rel = ">" if strict else ">="
+                raise BioflowError(f"{bank}: every value of {name} must be {rel} {minimum}, got {v!r}.")
+    return values
+
+
+def _repeat_channels(kernels_2d, in_channels):
+    """Stack ``(n, k, k)`` 2-D kernels as ``(k, k, in_channels, n)``."""
+    if isinstance(in_channels, bool) or not isinstance(in_channels, (int, np.integer)) or in_channels < 1:
+        raise BioflowError(f"in_channels must be a positive integer, got {in_channels!r}.")
+    k = np.stack(kernels_2d, axis=-1)[:, :, None, :]
+    return np.repeat(k, int(in_channels), axis=2).astype(np.float64)
+
+
+def gaussian_2d(ksize, sigma):
+    """Normalised 2-D Gaussian: outer product of 1-D Gaussians, summing to 1."""
+    i = np.arange(ksize, dtype=np.float64)
+    g = np.exp(-((i - (ksize - 1) / 2) ** 2) / (2 * sigma**2))
+    g2 = np.outer(g, g)
+    return g2 / g2.sum()
+
+
+class FilterBank:
+    """Base class of the single-stage filter banks.
+
+    Subclasses set ``kind`` (used in layer names, e.g. ``v1_gabor``) and implement
+    ``_kernels_2d`` and ``get_config``.
+    """
+
+    kind = "filterbank"
+
+    @property
+    def n_kernels(self):
+        """Number of kernels (output channels) of the bank."""
+        return len(self._kernels_2d())
+
+    def kernels(self, in_channels=1):
+        """Kernels as a float64 array ``(ksize, ksize, in_channels, n_kernels)`` in SPEC order."""
+        return _repeat_channels(self._kernels_2d(), in_channels)
+
+    def stages(self):
+        """The single-stage banks this bank applies, in order (just itself)."""
+        return [self]
+
+    def get_config(self):
+        raise NotImplementedError
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+@gin.register(module="bioflow")
+class Gabor(FilterBank):
+    """Gabor filter bank (OpenCV ``getGaborKernel`` convention), SPEC §2.
+
+    Defaults are the paper's values: 24 kernels of 63×63.
+    """
+
+    kind = "gabor"
+
+    def __init__(self, ksize=PAPER_GABOR["ksize"], sigmas=PAPER_GABOR["sigmas"], bs=PAPER_GABOR["bs"],
+                 gammas=PAPER_GABOR["gammas"], thetas=PAPER_GABOR["thetas"], psis=PAPER_GABOR["psis"]):
+        name = "Gabor"
+        self.ksize = _check_ksize(name, ksize)
+        self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
+        self.bs = _check_list(name, "bs", bs, minimum=0)
+        self.gammas = _check_list(name, "gammas", gammas, minimum=0)
+        self.thetas = _check_list(name, "thetas", thetas)
+        self.psis = _check_list(name, "psis", psis)
+
+    @staticmethod
+    def wavelength(sigma, b):
+        """Wavelength for a Gaussian width ``sigma`` and bandwidth ``b`` octaves."""
+        return sigma * math.pi / GABOR_C * (2**b - 1) / (2**b + 1)
+
+    def _kernels_2d(self):
+        h = self.ksize // 2
+        idx = np.arange(self.ksize, dtype=np.float64)
+        y = (h - idx)[:, None]
+        x = (h - idx)[None, :]
+        out = []
+        for sigma, theta, b, gamma, psi in itertools.product(self.sigmas, self.thetas, self.bs, self.gammas, self.psis):
+            lam = self.wavelength(sigma, b)
+            xr = x * math.cos(theta) + y * math.sin(theta)
+            yr = -x * math.sin(theta) + y * math.cos(theta)
+            envelope = np.exp(-0.5 * (xr**2 / sigma**2 + yr**2 * gamma**2 / sigma**2))
+            out.append(envelope * np.cos(2 * math.pi * xr / lam + psi))
+        return out
+
+    def get_config(self):
+        return dict(ksize=self.ksize, sigmas=list(self.sigmas), bs=list(self.bs), gammas=list(self.gammas),
+                    thetas=list(self.thetas), psis=list(self.psis))
+
+
+@gin.register(module="bioflow")
+class DoG(FilterBank):
+    """Difference-of-Gaussians bank: an ON and an OFF kernel per (sigma, gamma), SPEC §2."""
+
+    kind = "dog"
+
+    def __init__(self, ksize=PAPER_DOG["ksize"], sigmas=PAPER_DOG["sigmas"], gammas=PAPER_DOG["gammas"]):
+        name = "DoG"
+        self.ksize = _check_ksize(name, ksize)
+        self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
+        self.gammas = _check_list(name, "gammas", gammas, minimum=1)
+
+    def _kernels_2d(self):
+        out = []
+        for sigma, gamma in itertools.product(self.sigmas, self.gammas):
+            centre = gaussian_2d(self.ksize, sigma)
+            surround = gaussian_2d(self.ksize, sigma * gamma)
+            out += [centre - surround, surround - centre]
+        return out
+
+    def get_config(self):
+        return dict(ksize=self.ksize, sigmas=list(self.sigmas), gammas=list(self.gammas))
+
+
+@gin.register(module="bioflow")
+class LowPass(FilterBank):
+    """Low-pass bank: one normalised Gaussian per sigma, SPEC §2."""
+
+    kind = "lowpass"
+
+    def __init__(self, ksize=PAPER_LOWPASS["ksize"], sigmas=PAPER_LOWPASS["sigmas"]):
+        name = "LowPass"
+        self.ksize = _check_ksize(name, ksize)
+        self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
+
+    def _kernels_2d(self):
+        return [gaussian_2d(self.ksize, s) for s in self.sigmas]
+
+    def get_config(self):
+        return dict(ksize=self.ksize, sigmas=list(self.sigmas))
+
+
+#: Named Combined variants: (DoG ksize, DoG sigmas, Gabor ksize, Gabor sigmas), SPEC §2.
+COMBINED_VARIANTS = {
+    "trim": (31, (1.0, 2.0, 4.0, 8.0), 31, (8.0,)),
+    "small": (15, (1.0, 2.0, 4.0), 31, (4.0,)),
+    "medium": (15, (1.0, 2.0, 4.0, 8.0), 31, (8.0,)),
+    "full": (63, (1.0, 2.0, 4.0, 8.0), 63, (8.0,)),
+}
+
+
+@gin.register(module="bioflow")
+class Combined:
+    """Stacked banks: a DoG layer, then a Gabor layer on the DoG layer's output.
+
+    ``Combined(variant='trim')`` uses the SPEC table; ``dog`` or ``gabor`` replace a stage.
+    """
+
+    kind = "combined"
+
+    def __init__(self, variant="trim", dog=None, gabor=None):
+        if variant not in COMBINED_VARIANTS:
+            raise BioflowError(f"Combined: unknown variant {variant!r}; valid variants are "
+                               f"{choices(COMBINED_VARIANTS)}.")
+        self.variant = variant
+        dog_k, dog_s, gabor_k, gabor_s = COMBINED_VARIANTS[variant]
+        self.dog = dog if dog is not None else DoG(ksize=dog_k, sigmas=dog_s)
+        self.gabor = gabor if gabor is not None else Gabor(ksize=gabor_k, sigmas=gabor_s)
+        if not isinstance(self.dog, DoG) or not isinstance(self.gabor, Gabor):
+            raise BioflowError(f"Combined: dog must be a DoG and gabor a Gabor bank, got "
+                               f"{type(self.dog).__name__} and {type(self.gabor).__name__}.")
+
+    def stages(self):
+        """The banks in the order they are applied: ``[dog, gabor]``."""
+        return [self.dog, self.gabor]
+
+    @property
+    def n_kernels(self):
+        return self.gabor.n_kernels
+
+    def kernels(self, in_channels=1):
+        """Kernels of each stage: ``[dog (k, k, in_channels, 32), gabor (k, k, 32, 24)]``."""
+        return [self.dog.kernels(in_channels), self.gabor.kernels(self.dog.n_kernels)]
+
+    def get_config(self):
+        return dict(variant=self.variant, dog=self.dog.get_config(), gabor=self.gabor.get_config())
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __repr__(self):
+        return f"Combined(variant={self.variant!r}, dog={self.dog!r}, gabor={self.gabor!r})"
+
+
+#: Single-stage bank classes by name, for (de)serialisation.
+BANK_CLASSES = {cls.__name__: cls for cls in (Gabor, DoG, LowPass)}
+
+
+def bank_to_config(bank):
+    """Serialisable description of a single-stage bank."""
+    return {"class_name": type(bank).__name__, "config": bank.get_config()}
+
+
+def bank_from_config(config):
+    """Inverse of :func:`bank_to_config`."""
+    name = config.get("class_name")
+    if name not in BANK_CLASSES:
+        raise BioflowError(f"Unknown filter bank {name!r}; valid banks are {choices(BANK_CLASSES)}.")
+    return BANK_CLASSES[name](**config["config"])

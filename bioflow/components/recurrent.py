@@ -1,0 +1,189 @@
+"""Recurrent blocks: the follow-up study's one-step ConvLSTM and bioflow's unrolled BLT block.
+
+The gin-registered specs (:class:`ConvLSTMRecurrence`, :class:`BLTRecurrence`) say which block
+to use; the Keras layers (:class:`OneStepConvLSTM2D`, :class:`BLTRecurrentBlock`) compute it.
+"""
+import keras
+import tensorflow as tf
+
+import gin
+
+from bioflow.components.convolution import check_method, check_padding, conv2d, output_size
+from bioflow.errors import BioflowError
+
+
+@keras.saving.register_keras_serializable(package="bioflow")
+class OneStepConvLSTM2D(keras.layers.Layer):
+    """Keras ``ConvLSTM2D`` over a one-step sequence from a zero state, without the zero work.
+
+    It owns exactly ``ConvLSTM2D``'s weights (``kernel``, ``recurrent_kernel``, ``bias``; gates
+    ordered i, f, c, o), so ``set_weights`` takes a ``ConvLSTM2D``'s ``get_weights()``. With
+    ``h0 = c0 = 0`` the recurrent kernel and the forget gate multiply zeros, so the layer computes
+    ``o * tanh(i * tanh(conv_c(x)))`` from three of the four gate convolutions. It takes
+    ``(B, H, W, C)`` images, not sequences. Large kernels use the FFT route (``method``).
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same", method="auto",
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.strides = int(strides) if not isinstance(strides, (tuple, list)) else int(strides[0])
+        self.padding = check_padding(padding)
+        self.method = check_method(method)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.unit_forget_bias = unit_forget_bias
+
+    def build(self, input_shape):
+        c, f = int(input_shape[-1]), self.filters
+        self.kernel = self.add_weight(name="kernel", shape=self.kernel_size + (c, 4 * f),
+                                      initializer=self.kernel_initializer)
+        self.recurrent_kernel = self.add_weight(name="recurrent_kernel", shape=self.kernel_size + (f, 4 * f),
+                                                initializer=self.recurrent_initializer)
+        if self.unit_forget_bias:
+            base = self.bias_initializer
+
+            def bias_init(shape, dtype=None):
+                return keras.ops.concatenate([base((f,), dtype=dtype), keras.ops.ones((f,), dtype=dtype),
+                                              base((2 * f,), dtype=dtype)])
+        else:
+            bias_init = self.bias_initializer
+        self.bias = self.add_weight(name="bias", shape=(4 * f,), initializer=bias_init)
+
+    def call(self, inputs):
+        f = self.filters
+        # Gates i, c, o only: the forget gate multiplies the zero cell state.
+        kernel = tf.concat([self.kernel[..., :f], self.kernel[..., 2 * f:]], axis=-1)
+        bias = tf.concat([self.bias[:f], self.bias[2 * f:]], axis=0)
+        method = self.method if inputs.shape[1] is not None and inputs.shape[2] is not None else "direct"
+        z = conv2d(inputs, kernel, padding=self.padding, strides=self.strides, method=method)
+        z = tf.nn.bias_add(z, tf.cast(bias, z.dtype))
+        z_i, z_c, z_o = tf.split(z, 3, axis=-1)
+        cell = tf.sigmoid(z_i) * tf.tanh(z_c)
+        return tf.sigmoid(z_o) * tf.tanh(cell)
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, _ = input_shape
+        kh, kw = self.kernel_size
+        return (b, output_size(h, kh, self.padding, self.strides), output_size(w, kw, self.padding, self.strides),
+                self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
+                      padding=self.padding, method=self.method,
+                      kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+                      recurrent_initializer=keras.initializers.serialize(self.recurrent_initializer),
+                      bias_initializer=keras.initializers.serialize(self.bias_initializer),
+                      unit_forget_bias=self.unit_forget_bias)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bioflow")
+class BLTRecurrentBlock(keras.layers.Layer):
+    """A convolutional block unrolled over ``steps`` time steps (Spoerer et al. 2017, BLT).
+
+    Area A (``filters`` maps at the input's resolution) gets the same bottom-up input at every
+    step plus lateral input from its own previous state; with ``top_down``, area B (at half
+    resolution, fed by A through 2×2 max pooling) sends top-down input back to A. Weights are
+    shared over time and the output is area A at the last step::
+
+        a_0 = relu(Wb x)
+        a_t = relu(Wb x + Wl a_{t-1} [+ up(Wt b_{t-1})])
+        b_t = relu(Vb pool(a_t) + Vl b_{t-1})
+    """
+
+    def __init__(self, filters=64, kernel_size=3, steps=4, top_down=True, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+            raise BioflowError(f"BLTRecurrentBlock: steps must be an integer >= 2, got {steps!r}.")
+        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
+            raise BioflowError(f"BLTRecurrentBlock: filters must be a positive integer, got {filters!r}.")
+        self.filters, self.kernel_size, self.steps, self.top_down = filters, kernel_size, steps, bool(top_down)
+
+        def conv(name, bias=True):
+            return keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=bias, name=name)
+
+        self.bottom_up = conv("bottom_up")
+        self.lateral = conv("lateral", bias=False)
+        if self.top_down:
+            self.pool = keras.layers.MaxPooling2D(2, padding="same", name="pool")
+            self.next_bottom_up = conv("next_bottom_up")
+            self.next_lateral = conv("next_lateral", bias=False)
+            self.top_down_conv = conv("top_down", bias=False)
+
+    def build(self, input_shape):
+        b, h, w, _ = input_shape
+        self.bottom_up.build(input_shape)
+        self.lateral.build((b, h, w, self.filters))
+        if self.top_down:
+            half = (b, None if h is None else -(-h // 2), None if w is None else -(-w // 2), self.filters)
+            self.next_bottom_up.build(half)
+            self.next_lateral.build(half)
+            self.top_down_conv.build(half)
+
+    def _top_down(self, state_b, like):
+        up = tf.repeat(tf.repeat(self.top_down_conv(state_b), 2, axis=1), 2, axis=2)
+        return up[:, :tf.shape(like)[1], :tf.shape(like)[2], :]
+
+    def call(self, inputs):
+        drive = self.bottom_up(inputs)  # the same input at every step: computed once
+        a = tf.nn.relu(drive)
+        b = tf.nn.relu(self.next_bottom_up(self.pool(a))) if self.top_down else None
+        for _ in range(1, self.steps):
+            z = drive + self.lateral(a)
+            if self.top_down:
+                z = z + self._top_down(b, a)
+            a = tf.nn.relu(z)
+            if self.top_down:
+                b = tf.nn.relu(self.next_bottom_up(self.pool(a)) + self.next_lateral(b))
+        return a
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:3]) + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size, steps=self.steps, top_down=self.top_down)
+        return config
+
+
+@gin.register(module="bioflow")
+class ConvLSTMRecurrence:
+    """Faithful recurrence (follow-up study): a one-step ConvLSTM replaces the first convolution
+    after the bottleneck (the filter bank, or the base's first conv with ``Original``), keeping
+    its filters, kernel size, padding and strides. The bank's kernels are not carried over."""
+
+    kind = "convlstm"
+
+    def __init__(self, method="auto"):
+        self.method = check_method(method)
+
+    def replace(self, x, filters, kernel_size, strides, padding, name="recurrent_convlstm"):
+        """Apply a one-step ConvLSTM in place of a conv with these settings."""
+        return OneStepConvLSTM2D(filters, kernel_size, strides=strides, padding=padding, method=self.method,
+                                 name=name)(x)
+
+    def get_config(self):
+        return dict(method=self.method)
+
+
+@gin.register(module="bioflow")
+class BLTRecurrence:
+    """bioflow's recurrence: a :class:`BLTRecurrentBlock` inserted after the (frozen) filter bank."""
+
+    kind = "blt"
+
+    def __init__(self, filters=64, kernel_size=3, steps=4, top_down=True):
+        self.filters, self.kernel_size, self.steps, self.top_down = filters, kernel_size, steps, top_down
+        BLTRecurrentBlock(filters, kernel_size, steps, top_down)  # validate now, with a clear error
+
+    def insert(self, x, name="recurrent_blt"):
+        """Apply the unrolled block to ``x``."""
+        return BLTRecurrentBlock(self.filters, self.kernel_size, self.steps, self.top_down, name=name)(x)
+
+    def get_config(self):
+        return dict(filters=self.filters, kernel_size=self.kernel_size, steps=self.steps, top_down=self.top_down)

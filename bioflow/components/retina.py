@@ -1,0 +1,33 @@
+"""The Retinal Information Bottleneck (Lindsey et al. 2019), SPEC §3."""
+import gin
+import keras
+
+from bioflow.errors import BioflowError
+
+
+@gin.register(module="bioflow")
+class RetinalBottleneck:
+    """Three ``3×3`` 'same' ReLU convolutions, ``filters → width → width`` channels.
+
+    The layers are named ``retina_conv1..3``. The filter bank behind the bottleneck then sees
+    ``width`` input channels. ``train_filter_bank=True`` reproduces the follow-up study, whose
+    code left the filter bank behind the bottleneck trainable.
+    """
+
+    def __init__(self, width=2, filters=32, kernel_size=3, train_filter_bank=False):
+        for key, value in (("width", width), ("filters", filters), ("kernel_size", kernel_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BioflowError(f"RetinalBottleneck: {key} must be a positive integer, got {value!r}.")
+        self.width, self.filters, self.kernel_size = width, filters, kernel_size
+        self.train_filter_bank = bool(train_filter_bank)
+
+    def __call__(self, x):
+        """Apply the bottleneck's layers to the tensor ``x``."""
+        for i, n in enumerate((self.filters, self.width, self.width), start=1):
+            x = keras.layers.Conv2D(n, self.kernel_size, padding="same", activation="relu",
+                                    name=f"retina_conv{i}")(x)
+        return x
+
+    def get_config(self):
+        return dict(width=self.width, filters=self.filters, kernel_size=self.kernel_size,
+                    train_filter_bank=self.train_filter_bank)

@@ -1,0 +1,123 @@
+"""Gin configuration: finding config files, parsing them with bindings, operative config.
+
+A ``--gin`` value is either a path (``gin/vgg16_rib_rc.gin``) or a name (``vgg16_rib_rc``,
+``evans2022/gabor_vgg16``) looked up on the search path:
+
+1. the current directory;
+2. the directories in ``$BIOFLOW_GIN_PATH`` (``os.pathsep``-separated);
+3. the ``gin/`` folder of a source checkout, when bioflow runs from one;
+4. the copy of ``gin/`` packaged with bioflow (``bioflow.configs``).
+
+``include`` statements resolve against the same search path first (so shipped files include each
+other by their path under ``gin/``, e.g. ``include 'filterbank/gabor.gin'``), then against the
+folder of each ``--gin`` file and its parent.
+"""
+import importlib.resources
+import logging
+import os
+import pathlib
+import re
+
+import gin
+
+import bioflow.bases  # noqa: F401  (registers the bases with gin)
+import bioflow.components  # noqa: F401  (registers the components with gin)
+import bioflow.model  # noqa: F401  (registers build_model)
+from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
+
+_CHECKOUT_GIN = pathlib.Path(__file__).resolve().parent.parent / "gin"
+
+
+def packaged_gin_dir():
+    """The gin/ tree installed with bioflow, or None when running from a checkout only."""
+    try:
+        root = importlib.resources.files("bioflow.configs")
+    except ModuleNotFoundError:
+        return None
+    path = pathlib.Path(str(root))
+    return path if path.is_dir() else None
+
+
+def gin_search_path():
+    """Directories searched for ``--gin`` names and ``include`` statements, in order."""
+    dirs = [pathlib.Path.cwd()]
+    dirs += [pathlib.Path(p) for p in os.environ.get("BIOFLOW_GIN_PATH", "").split(os.pathsep) if p]
+    if (_CHECKOUT_GIN / "model").is_dir():
+        dirs.append(_CHECKOUT_GIN)
+    packaged = packaged_gin_dir()
+    if packaged is not None:
+        dirs.append(packaged)
+    return dirs
+
+
+def resolve_gin_file(name):
+    """Resolve a ``--gin`` path or name to an existing file, or raise listing where it looked."""
+    candidates = [name] if name.endswith(".gin") else [name + ".gin", name]
+    path = pathlib.Path(name).expanduser()
+    if path.is_absolute():
+        if path.is_file():
+            return path
+        raise BioflowError(f"Gin file {name!r} does not exist.")
+    searched = []
+    for directory in gin_search_path():
+        for candidate in candidates:
+            p = directory / candidate
+            if p.is_file():
+                return p.resolve()
+        searched.append(str(directory))
+    raise BioflowError(f"Gin file {name!r} not found. Looked in: {', '.join(searched)}. "
+                       "Pass a path, or a name such as 'vgg16_rib_rc'; `bioflow configs` lists the shipped files.")
+
+
+def list_gin_files():
+    """Names of the shipped gin files (relative to the gin root, without '.gin')."""
+    root = _CHECKOUT_GIN if (_CHECKOUT_GIN / "model").is_dir() else packaged_gin_dir()
+    if root is None:
+        return []
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.gin"))
+
+
+def _set_include_path(files):
+    prefixes = [str(d) for d in gin_search_path()]
+    for f in files:
+        prefixes += [str(f.parent), str(f.parent.parent)]
+    unique = list(dict.fromkeys(prefixes))
+    gin.config._LOCATION_PREFIXES[:] = unique  # gin has no public way to reset its search path
+
+
+class _QuietGinProbes(logging.Filter):
+    """Drops gin's 'Path not found' errors, logged for every search-path miss."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith(("Path not found", "system_path_file_exists"))
+
+
+_GIN_LOCATION = re.compile(r'In (?:file|bindings string) "?([^"\n]*)"?, line (\d+)')
+
+
+def parse(gin_files=(), bindings=(), finalize=False):
+    """Clear gin, then parse ``gin_files`` (paths or names) and ``bindings`` in order.
+
+    Errors from gin (unknown configurable, parameter or reference, syntax) are re-raised as
+    :class:`BioflowError`, keeping gin's message with its file and line.
+    """
+    files = [resolve_gin_file(f) for f in gin_files]
+    gin.clear_config()
+    _set_include_path(files)
+    quiet = _QuietGinProbes()
+    logging.getLogger().addFilter(quiet)
+    try:
+        gin.parse_config_files_and_bindings([str(f) for f in files], list(bindings), finalize_config=finalize)
+    except (ValueError, KeyError, SyntaxError, IOError, TypeError) as err:
+        msg = str(err).strip()
+        if isinstance(err, KeyError):
+            msg = msg.strip("'\"")
+        raise BioflowError(f"Invalid gin configuration: {msg}") from err
+    finally:
+        logging.getLogger().removeFilter(quiet)
+    return files
+
+
+def operative_config():
+    """Gin's operative config (the bindings actually used so far) as a string."""
+    return gin.operative_config_str()

@@ -1,0 +1,166 @@
+"""Model assembly: parameter counts, layer names, serialisation, pretrained weights, errors."""
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from bioflow import config
+from conftest import GIN_DIR
+from bioflow.bases import imagenet
+from bioflow.components import Combined, Gabor, RetinalBottleneck
+from bioflow.errors import BioflowError
+from bioflow.model import build_model
+
+
+def conv(k, cin, cout, bias=True):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def vgg16_after_first_conv(c1):
+    """VGG-16 parameters from block1_conv2 on, at 224x224 with 10 classes, given block1_conv1's width."""
+    widths = [(c1, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+              (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+    return sum(conv(3, a, b) for a, b in widths) + (7 * 7 * 512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)
+
+
+def convlstm(k, cin, filters):
+    return k * k * cin * 4 * filters + k * k * filters * 4 * filters + 4 * filters
+
+
+RETINA_N2 = conv(3, 1, 32) + conv(3, 32, 2) + conv(3, 2, 2)
+SEED_COUNTS = {  # (trainable, non-trainable), computed from the SPEC architecture only
+    "vgg16_gabor": (vgg16_after_first_conv(24), conv(63, 1, 24)),
+    # the follow-up study's code trained the bank behind the bottleneck (faithful config)
+    "vgg16_rib": (RETINA_N2 + conv(63, 2, 24) + vgg16_after_first_conv(24), 0),
+    "vgg16_rc": (convlstm(63, 1, 24) + vgg16_after_first_conv(24), 0),
+    "vgg16_rib_rc": (RETINA_N2 + convlstm(63, 2, 24) + vgg16_after_first_conv(24), 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_COUNTS))
+def test_seed_network_parameter_counts(name):
+    config.parse([str(GIN_DIR / f"{name}.gin")])
+    model = build_model()
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    assert (trainable, frozen) == SEED_COUNTS[name]
+    assert model.input_shape == (None, 224, 224, 1) and model.output_shape == (None, 10)
+
+
+def test_vgg16_rib_rc_layer_names_show_the_biology():
+    config.parse(["vgg16_rib_rc"])
+    names = [layer.name for layer in build_model(input_shape=(32, 32, 1)).layers]
+    assert names[:6] == ["image", "retina_conv1", "retina_conv2", "retina_conv3", "recurrent_convlstm",
+                         "block1_conv2"]
+
+
+def test_combined_bank_layers_in_order():
+    model = build_model(input_shape=(32, 32, 1), filter_bank="combined-trim", base="allcnn")
+    names = [layer.name for layer in model.layers]
+    assert names[1:3] == ["v1_dog", "v1_gabor"]
+    assert model.get_layer("v1_gabor").kernel.shape == (31, 31, 32, 24)
+
+
+def test_original_keeps_the_base_first_conv():
+    model = build_model(input_shape=(32, 32, 1), filter_bank=None)
+    assert model.get_layer("block1_conv1").kernel.shape == (3, 3, 1, 64)
+
+
+def test_rib_bank_frozen_by_default_and_trainable_on_request():
+    frozen = build_model(input_shape=(32, 32, 1), base="allcnn", filter_bank=Gabor(ksize=9), bottleneck=2)
+    assert not frozen.get_layer("v1_gabor").trainable
+    assert frozen.get_layer("v1_gabor").kernel.shape == (9, 9, 2, 24)
+    trained = build_model(input_shape=(32, 32, 1), base="allcnn", filter_bank=Gabor(ksize=9),
+                          bottleneck=RetinalBottleneck(width=4, train_filter_bank=True))
+    assert trained.get_layer("v1_gabor").trainable
+    assert trained.get_layer("retina_conv3").output.shape[-1] == 4
+
+
+def test_blt_keeps_the_frozen_bank():
+    model = build_model(input_shape=(32, 32, 1), base="allcnn", filter_bank="gabor", recurrence="blt",
+                        bottleneck=2)
+    names = [layer.name for layer in model.layers]
+    assert names.index("v1_gabor") + 1 == names.index("recurrent_blt")
+    assert not model.get_layer("v1_gabor").trainable
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(base="vgg16", filter_bank="gabor", bottleneck=2, recurrence="convlstm"),
+    dict(base="allcnn", filter_bank=Combined(variant="small"), recurrence="blt", internal_noise=0.1),
+    dict(base="resnet50", filter_bank="dog", input_shape=(64, 64, 1)),
+])
+def test_assembled_network_keras_roundtrip(tmp_path, kwargs):
+    import gin
+    gin.parse_config(["vgg16.width = 0.125", "vgg16.fc_units = 16", "allcnn.width = 0.125",
+                      "resnet50.width = 0.0625", "BLTRecurrence.filters = 4"])
+    kwargs.setdefault("input_shape", (32, 32, 1))
+    model = build_model(**kwargs)
+    x = np.random.default_rng(0).normal(size=(2,) + kwargs["input_shape"]).astype("float32")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+def write_legacy_h5(model, path):
+    """Write ``model``'s weights in the Keras Applications (legacy HDF5) layout."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        for layer in model.layers:
+            g = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
+            g.attrs["weight_names"] = names
+            for name, w in zip(names, layer.weights):
+                g.create_dataset(name.decode(), data=w.numpy())
+
+
+def test_pretrained_rgb_weights_map_to_grayscale(tmp_path):
+    rgb = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    path = tmp_path / "vgg16_notop.h5"
+    write_legacy_h5(rgb, path)
+    gray = build_model(input_shape=(32, 32, 1), base="vgg16", weights=str(path))
+    np.testing.assert_allclose(gray.get_layer("block1_conv1").kernel.numpy(),
+                               rgb.get_layer("block1_conv1").kernel.numpy().sum(axis=2, keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(gray.get_layer("block3_conv2").kernel.numpy(),
+                                  rgb.get_layer("block3_conv2").kernel.numpy())
+    # On a gray image (R = G = B) the adapted first layer gives the RGB network's activations.
+    img = np.random.default_rng(0).uniform(size=(1, 32, 32, 1)).astype("float32")
+    probe_rgb = keras.Model(rgb.input, rgb.get_layer("block2_conv1").output)
+    probe_gray = keras.Model(gray.input, gray.get_layer("block2_conv1").output)
+    np.testing.assert_allclose(probe_gray(img).numpy(), probe_rgb(np.repeat(img, 3, axis=-1)).numpy(),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_pretrained_resnet_weights_load_by_name(tmp_path):
+    rgb = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
+    path = tmp_path / "resnet50_notop.h5"
+    write_legacy_h5(rgb, path)
+    gray = build_model(input_shape=(64, 64, 1), base="resnet50", weights=str(path))
+    report = imagenet.load_pretrained_weights(gray, str(path))
+    assert report["adapted"] == ["conv1_conv"] and "conv5_block3_3_bn" in report["loaded"]
+    np.testing.assert_array_equal(gray.get_layer("conv4_block2_2_conv").kernel.numpy(),
+                                  rgb.get_layer("conv4_block2_2_conv").kernel.numpy())
+
+
+def test_imagenet_download_failure_is_clear(monkeypatch, tmp_path):
+    monkeypatch.setitem(imagenet.IMAGENET_WEIGHTS, "vgg16", ("http://127.0.0.1:9/bioflow_test_missing.h5", "0" * 32))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(BioflowError, match="Could not download the ImageNet weights of 'vgg16'"):
+        build_model(input_shape=(32, 32, 1), weights="imagenet")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(base="vgg17"), "'allcnn', 'resnet50', 'vgg16' or 'vgg19'"),
+    (dict(filter_bank="gabour"), "valid filter banks are"),
+    (dict(recurrence="lstm"), "'blt' or 'convlstm'"),
+    (dict(input_shape=(16, 16, 1)), "16x16 pixels is too small for base 'vgg16'"),
+    (dict(input_shape=(32, 32, 1), base="resnet50", filter_bank="gabor"), "too small for 63x63 kernels"),
+    (dict(filter_bank="gabor", weights="imagenet"), "only available for Original"),
+    (dict(base="allcnn", weights="imagenet"), "No ImageNet weights for base 'allcnn'"),
+    (dict(classes=1), "classes"),
+])
+def test_bad_input_errors(kwargs, message):
+    with pytest.raises(BioflowError, match=None) as info:
+        build_model(**kwargs)
+    assert message in str(info.value)
