@@ -29,6 +29,6 @@ setup(
         "numpy",
         "h5py",
     ],
-    extras_require={"test": ["pytest>=7", "scipy"]},
+    extras_require={"test": ["pytest>=7"]},
     entry_points={"console_scripts": ["bioflow = bioflow.cli:main"]},
 )

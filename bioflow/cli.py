@@ -56,3 +56,7 @@ def configs():
 
     for name in config.list_gin_files():
         click.echo(name)
+
+
+if __name__ == "__main__":
+    main()

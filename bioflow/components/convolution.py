@@ -11,8 +11,9 @@ from bioflow.errors import BioflowError, choices
 METHODS = ("auto", "direct", "fft")
 PADDINGS = ("same", "valid")
 
-#: ``auto`` uses the FFT from this kernel size up (measured with tools/bench_filterbank.py).
-FFT_MIN_KSIZE = 11
+#: ``auto`` uses the FFT from this kernel size up: the crossover measured by
+#: ``tools/bench_filterbank.py --sweep`` lies between 21 and 31 at both 32x32 and 224x224.
+FFT_MIN_KSIZE = 27
 
 
 def check_method(method):

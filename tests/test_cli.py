@@ -1,0 +1,72 @@
+"""The `bioflow` command line: summary as table and JSON, and one-paragraph errors."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from bioflow.cli import main
+from conftest import GIN_DIR
+from test_model import SEED_COUNTS
+
+TINY = ["--gin-param", "build_model.input_shape = (32, 32, 1)", "--gin-param", "vgg16.width = 0.125",
+        "--gin-param", "vgg16.fc_units = 16"]
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_summary_json_full_size_seed_network():
+    result = run("summary", "--gin", str(GIN_DIR / "vgg16_rib_rc.gin"), "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert (info["trainable_params"], info["non_trainable_params"]) == SEED_COUNTS["vgg16_rib_rc"]
+    assert info["total_params"] == sum(layer["params"] for layer in info["layers"])
+    first = [layer["name"] for layer in info["layers"][:5]]
+    assert first == ["image", "retina_conv1", "retina_conv2", "retina_conv3", "recurrent_convlstm"]
+    assert info["layers"][4]["output_shape"] == [None, 224, 224, 24]
+    assert set(info["layers"][0]) == {"name", "class", "output_shape", "params", "trainable"}
+
+
+def test_summary_table_with_repeated_gin_and_params():
+    result = run("summary", "--gin", "vgg16_gabor", "--gin", "retina/rib", *TINY,
+                 "--gin-param", "RetinalBottleneck.width = 4")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Model: vgg16_gabor_rib4"
+    row = next(line for line in lines if line.startswith("v1_gabor"))
+    assert row.split()[1:] == ["FilterBankConv", "(None,", "32,", "32,", "24)", f"{63 * 63 * 4 * 24 + 24:,}", "no"]
+    assert any(line.startswith("Non-trainable params:") for line in lines)
+
+
+def test_errors_are_one_paragraph_with_exit_code_2():
+    cases = [
+        (["summary", "--gin", "vgg16_gaborr"], "not found. Looked in"),
+        (["summary", "--gin-param", "vgg16.widht = 2"], "doesn't have a parameter named 'widht'"),
+        (["summary", "--gin-param", "build_model.base = 'vgg17'"], "valid bases are"),
+        (["summary", "--gin-param", "build_model.filter_bank = 'gabour'"], "valid filter banks are"),
+        (["summary", "--gin", "vgg16_gabor", "--gin-param", "build_model.input_shape = (8, 8, 1)"],
+         "too small for base 'vgg16'"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output
+
+
+def test_configs_lists_shipped_files():
+    result = run("configs")
+    assert result.exit_code == 0
+    assert {"vgg16_rib_rc", "evans2022/gabor_resnet50", "tiny/base"} <= set(result.stdout.split())
+
+
+def test_installed_console_script_finds_gin_by_name_from_anywhere(tmp_path):
+    exe = pathlib.Path(sys.executable).with_name("bioflow")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bioflow.cli"]
+    proc = subprocess.run(cmd + ["summary", "--gin", "tiny/vgg16_rib_rc", "--json"], cwd=tmp_path,
+                          capture_output=True, text=True, env=dict(os.environ, BIOFLOW_GIN_PATH=""))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["name"] == "vgg16_gabor_rib2_convlstm"
