@@ -12,7 +12,6 @@ A ``--gin`` value is either a path (``gin/vgg16_rib_rc.gin``) or a name (``vgg16
 other by their path under ``gin/``, e.g. ``include 'filterbank/gabor.gin'``), then against the
 folder of each ``--gin`` file and its parent.
 """
-import importlib.resources
 import logging
 import os
 import pathlib
@@ -29,12 +28,8 @@ _CHECKOUT_GIN = pathlib.Path(__file__).resolve().parent.parent / "gin"
 
 
 def packaged_gin_dir():
-    """The gin/ tree installed with bioflow, or None when running from a checkout only."""
-    try:
-        root = importlib.resources.files("bioflow.configs")
-    except ModuleNotFoundError:
-        return None
-    path = pathlib.Path(str(root))
+    """The gin/ tree that ``pip install`` puts inside the package, or None in a checkout."""
+    path = pathlib.Path(__file__).resolve().parent / "configs"
     return path if path.is_dir() else None
 
 
