@@ -25,6 +25,7 @@ setup(
         "importlib_resources",  # tensorflow-datasets imports it without declaring it
         "pandas>=2.0",
         "altair>=5.0",
+        "vl-convert-python>=1.0",  # Altair charts to PNG, offline (learning curves, reports)
         "click>=8.0",
         "numpy",
         "h5py",

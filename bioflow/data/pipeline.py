@@ -1,0 +1,92 @@
+"""The input pipeline: source → luminance → resize → [augment] → normalise → batch, in tf.data."""
+import gin
+import tensorflow as tf
+
+from bioflow.data.augment import make_augmenter
+from bioflow.data.preprocessing import CACHED_STATISTICS, check_interpolation, compute_statistics, normalise, resize
+from bioflow.data.sources import Synthetic, check_image_files
+from bioflow.errors import BioflowError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def epoch_seed(seed, epoch):
+    """The seed of one epoch's shuffle and augmentation: a pure function of (seed, epoch)."""
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**31 - 1)
+
+
+@gin.register(module="bioflow")
+class DataPipeline:
+    """Declares the data of a run (SPEC §1).
+
+    Args:
+        source: ``@Synthetic()`` (default), ``@CIFAR10()`` or ``@ImageFolder()``.
+        interpolation: ``'nearest'`` or ``'lanczos'`` when the model's input is larger than the images.
+        augmentation: ``'none'``, ``'standard'`` or ``'extra'``.
+        recalculate_statistics: recompute mean and std even when SPEC caches them.
+        shuffle_buffer: the training shuffle buffer (in images).
+    """
+
+    def __init__(self, source=None, interpolation="nearest", augmentation="standard", recalculate_statistics=False,
+                 shuffle_buffer=10_000):
+        self.source = source if source is not None else Synthetic()
+        self.interpolation = check_interpolation(interpolation)
+        make_augmenter(augmentation, 0)  # validate the name now
+        self.augmentation = augmentation
+        self.recalculate_statistics = recalculate_statistics
+        self.shuffle_buffer = shuffle_buffer
+        self.splits = None
+        self.stats = None
+        self.image_size = None
+
+    def prepare(self, image_size):
+        """Load the source and fix the normalisation statistics for ``image_size``; returns the stats."""
+        self.image_size = image_size
+        self.splits = self.source.load()
+        if self.splits.n_train == 0 or self.splits.n_test == 0:
+            raise BioflowError(f"Data set {self.splits.name!r} has an empty training or test split.")
+        key = (self.splits.name, self.interpolation, image_size)
+        if key in CACHED_STATISTICS and not self.recalculate_statistics:
+            mean, std = CACHED_STATISTICS[key]
+            origin = "cached"
+        else:
+            if self.splits.files is not None:
+                check_image_files(self.splits.files)
+            mean, std = compute_statistics(self._resized(self.splits.train).batch(256))
+            origin = "computed"
+        self.stats = dict(dataset=self.splits.name, interpolation=self.interpolation, image_size=image_size,
+                          mean=mean, std=std, origin=origin, n_train=self.splits.n_train,
+                          n_test=self.splits.n_test, classes=list(self.splits.class_names))
+        return self.stats
+
+    @property
+    def n_classes(self):
+        return len(self.splits.class_names)
+
+    def _resized(self, ds):
+        size, interp = self.image_size, self.interpolation
+        return ds.map(lambda x, y: (resize(x, size, interp), y), num_parallel_calls=AUTOTUNE)
+
+    def _normalised(self, ds):
+        mean, std = self.stats["mean"], self.stats["std"]
+        return ds.map(lambda x, y: (normalise(x, mean, std), y), num_parallel_calls=AUTOTUNE)
+
+    def train_dataset(self, global_batch, epoch, seed):
+        """One epoch of shuffled, augmented, normalised training batches (deterministic in seed, epoch)."""
+        if self.stats is None:
+            raise RuntimeError("call prepare() first")
+        s = epoch_seed(seed, epoch)
+        ds = self.splits.train.shuffle(min(self.shuffle_buffer, self.splits.n_train), seed=s,
+                                       reshuffle_each_iteration=False)
+        ds = self._resized(ds).batch(global_batch, drop_remainder=True)
+        augmenter = make_augmenter(self.augmentation, s)
+        if augmenter is not None:
+            # Sequential on purpose: the random layers draw in batch order, so runs repeat exactly.
+            ds = ds.map(lambda x, y: (augmenter(x, training=True), y))
+        return self._normalised(ds).prefetch(AUTOTUNE)
+
+    def test_dataset(self, batch):
+        """The normalised test split in order."""
+        if self.stats is None:
+            raise RuntimeError("call prepare() first")
+        return self._normalised(self._resized(self.splits.test).batch(batch)).prefetch(AUTOTUNE)

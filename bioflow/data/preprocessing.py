@@ -1,0 +1,63 @@
+"""Image preprocessing shared by every data set: luminance, upscaling, normalisation (SPEC §1)."""
+import numpy as np
+import tensorflow as tf
+
+from bioflow.errors import BioflowError, choices
+
+#: ITU-R 601-2 luma weights.
+LUMA = (0.299, 0.587, 0.114)
+INTERPOLATIONS = {"nearest": "nearest", "lanczos": "lanczos3"}
+
+#: Cached (mean, std) over the training set after luminance and upscaling to 224x224 (SPEC §1).
+CACHED_STATISTICS = {
+    ("cifar10", "nearest", 224): (122.61930353949222, 60.99213660091195),
+    ("cifar10", "lanczos", 224): (122.61385345458984, 60.87860107421875),
+    ("ecoset-cifar10", "nearest", 224): (118.97575378417969, 66.42269134521484),
+    ("ecoset-cifar10", "lanczos", 224): (118.9734878540039, 65.4490737915039),
+}
+
+
+def to_luminance(image):
+    """An image with 1 or 3 channels (or 4: alpha dropped) → float32 ``(..., H, W, 1)`` in 0..255."""
+    image = tf.cast(image, tf.float32)
+    channels = image.shape[-1]
+    if channels == 1:
+        return image
+    if channels in (3, 4):
+        return tf.tensordot(image[..., :3], tf.constant(LUMA, tf.float32), axes=1)[..., None]
+    raise BioflowError(f"Images must have 1, 3 or 4 channels, got {channels}.")
+
+
+def check_interpolation(interpolation):
+    """Validate an interpolation name."""
+    if interpolation not in INTERPOLATIONS:
+        raise BioflowError(f"Unknown interpolation {interpolation!r}; valid ones are {choices(INTERPOLATIONS)}.")
+    return interpolation
+
+
+def resize(images, size, interpolation="nearest"):
+    """Resize to ``size``×``size`` (identity when already that size), clipped to 0..255."""
+    check_interpolation(interpolation)
+    if images.shape[-3] == size and images.shape[-2] == size:
+        return images
+    out = tf.image.resize(images, (size, size), method=INTERPOLATIONS[interpolation])
+    return tf.clip_by_value(out, 0.0, 255.0)
+
+
+def compute_statistics(dataset):
+    """Scalar mean and std over every pixel of a data set of ``(images, labels)`` batches (float64)."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for images, _ in dataset:
+        x = images.numpy().astype(np.float64)
+        total += x.sum()
+        total_sq += np.square(x).sum()
+        count += x.size
+    if count == 0:
+        raise BioflowError("Cannot compute normalisation statistics of an empty training set.")
+    mean = total / count
+    return float(mean), float(np.sqrt(max(total_sq / count - mean**2, 0.0)))
+
+
+def normalise(images, mean, std):
+    """Feature-wise normalisation ``(x - mean) / std``."""
+    return (images - mean) / std

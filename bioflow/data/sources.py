@@ -1,0 +1,160 @@
+"""Data sources, declared in gin: the synthetic set, CIFAR-10 through TFDS, and image folders.
+
+A source's ``load()`` returns :class:`Splits`: unbatched ``tf.data`` sets of
+``(float32 luminance image (H, W, 1) in 0..255, int64 label)`` at the source's own size. The
+pipeline (:mod:`bioflow.data.pipeline`) resizes, normalises, augments and batches them.
+"""
+import dataclasses
+import pathlib
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from bioflow.data import synthetic
+from bioflow.data.preprocessing import to_luminance
+from bioflow.errors import BioflowError
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclasses.dataclass
+class Splits:
+    """A loaded data set: training and test splits plus what describes them."""
+
+    name: str
+    class_names: tuple
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    n_train: int
+    n_test: int
+    #: Files to check when the statistics pass decodes them (image folders), else None.
+    files: tuple = None
+
+
+@gin.register(module="bioflow")
+class Synthetic:
+    """The built-in synthetic data set (:mod:`bioflow.data.synthetic`): offline and deterministic."""
+
+    name = "synthetic"
+
+    def __init__(self, n_train=6000, n_test=1000, seed=0, image_size=32, noise=0.06):
+        for key, value in (("n_train", n_train), ("n_test", n_test), ("image_size", image_size)):
+            if not isinstance(value, int) or value < 1:
+                raise BioflowError(f"Synthetic: {key} must be a positive integer, got {value!r}.")
+        self.n_train, self.n_test, self.seed, self.image_size, self.noise = n_train, n_test, seed, image_size, noise
+
+    def load(self):
+        """Generate both splits (from different seeds) in memory."""
+        x_train, y_train = synthetic.generate(self.n_train, self.seed, self.image_size, self.noise)
+        x_test, y_test = synthetic.generate(self.n_test, self.seed + 1_000_003, self.image_size, self.noise)
+
+        def ds(x, y):
+            return tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y))
+
+        return Splits(self.name, synthetic.CLASS_NAMES, ds(x_train, y_train), ds(x_test, y_test),
+                      self.n_train, self.n_test)
+
+
+@gin.register(module="bioflow")
+class CIFAR10:
+    """CIFAR-10 through TensorFlow Datasets, converted to luminance (SPEC §1)."""
+
+    name = "cifar10"
+
+    def __init__(self, data_dir=None, download=True):
+        self.data_dir, self.download = data_dir, download
+
+    def load(self):
+        """Load (downloading if needed and allowed) the ``train`` and ``test`` splits."""
+        import tensorflow_datasets as tfds
+
+        try:
+            (train, test), info = tfds.load("cifar10", split=["train", "test"], as_supervised=True,
+                                            data_dir=self.data_dir, download=self.download, with_info=True)
+        except Exception as err:  # TFDS raises many types when offline or unprepared
+            raise BioflowError(
+                f"Could not load CIFAR-10 through TFDS (data_dir={self.data_dir!r}): {type(err).__name__}: {err}. "
+                "Without network access, prepare it on a connected machine and pass that folder with "
+                "--data-dir (CIFAR10.data_dir), or try bioflow offline with the quickstart "
+                "(`bioflow train`, built-in synthetic data).") from err
+
+        def gray(image, label):
+            return to_luminance(image), tf.cast(label, tf.int64)
+
+        return Splits(self.name, tuple(info.features["label"].names), train.map(gray), test.map(gray),
+                      info.splits["train"].num_examples, info.splits["test"].num_examples)
+
+
+def _list_class_folders(split_dir, what):
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if not classes:
+        raise BioflowError(f"{what} folder {split_dir} has no class sub-folders.")
+    files = {}
+    for name in classes:
+        images = sorted(str(p) for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not images:
+            raise BioflowError(f"Class folder {split_dir / name} has no images ({', '.join(IMAGE_EXTENSIONS)}).")
+        files[name] = images
+    return files
+
+
+def decode_image_file(path):
+    """Read and decode one image file to float32 luminance ``(H, W, 1)`` (TF-decodable formats)."""
+    image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+    return to_luminance(image)
+
+
+@gin.register(module="bioflow")
+class ImageFolder:
+    """An image-folder data set (the original ``--image_path``): ``train/`` plus ``test/`` or ``val/``,
+    each with one sub-folder per class. Any image format that TensorFlow decodes is read;
+    other files (e.g. README.md) are ignored."""
+
+    def __init__(self, path, test_split=None):
+        self.path, self.test_split = path, test_split
+
+    @property
+    def name(self):
+        return f"folder:{pathlib.Path(self.path).name}"
+
+    def _test_dir(self, root):
+        names = [self.test_split] if self.test_split else ["test", "val"]
+        for name in names:
+            if (root / name).is_dir():
+                return root / name
+        raise BioflowError(f"Image folder {root} has no {' or '.join(repr(n + '/') for n in names)} folder.")
+
+    def load(self):
+        """Index the files; decoding happens in the pipeline (and once in the statistics pass)."""
+        root = pathlib.Path(self.path).expanduser()
+        if not (root / "train").is_dir():
+            raise BioflowError(f"Image folder {root} has no 'train/' folder (expected train/<class>/<image>).")
+        train_files = _list_class_folders(root / "train", "Training")
+        test_dir = self._test_dir(root)
+        test_files = _list_class_folders(test_dir, "Test")
+        classes = tuple(train_files)
+        unknown = sorted(set(test_files) - set(classes))
+        if unknown:
+            raise BioflowError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}.")
+
+        def ds(files):
+            paths = [p for c in classes for p in files.get(c, [])]
+            labels = [i for i, c in enumerate(classes) for _ in files.get(c, [])]
+            data = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int64)))
+            return data.map(lambda p, y: (decode_image_file(p), y), num_parallel_calls=tf.data.AUTOTUNE), paths
+
+        train, train_paths = ds(train_files)
+        test, test_paths = ds(test_files)
+        return Splits(self.name, classes, train, test, len(train_paths), len(test_paths),
+                      files=tuple(train_paths + test_paths))
+
+
+def check_image_files(paths):
+    """Decode every file once; raise naming the first that TensorFlow cannot decode."""
+    for path in paths:
+        try:
+            decode_image_file(path)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
+            raise BioflowError(f"Cannot decode image file {path}: {err.message.splitlines()[0]}") from err

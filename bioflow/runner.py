@@ -1,0 +1,178 @@
+"""The training runner: the root ``train`` gin configurable behind ``bioflow train``.
+
+config → strategy → data → model and optimiser (in ``strategy.scope()``) → loop → run directory.
+"""
+import hashlib
+import os
+import pathlib
+import platform
+import shutil
+import signal
+import tempfile
+import time
+
+import gin
+import keras
+import tensorflow as tf
+
+import bioflow
+from bioflow import config as config_lib
+from bioflow.data import DataPipeline
+from bioflow.errors import BioflowError, choices
+from bioflow.model import build_model
+from bioflow.training import rundir
+from bioflow.training.loop import Trainer
+from bioflow.training.optimizers import make_optimizer
+from bioflow.training.strategy import is_chief, make_strategy, worker_id
+
+PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
+
+
+class Interrupted(BioflowError):
+    """The run was stopped by a signal; rerunning the same command resumes it."""
+
+
+def _raise_interrupted(signum, _frame):
+    raise Interrupted(f"Stopped by signal {signal.Signals(signum).name}.")
+
+
+def trial_seed(seed, trial):
+    """The RNG seed of one trial: distinct per (seed, trial), and the same on every rerun."""
+    digest = hashlib.sha256(f"{seed}:{trial}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31 - 1)
+
+
+def _versions():
+    return dict(bioflow=bioflow.__version__, tensorflow=tf.__version__, keras=keras.__version__,
+                python=platform.python_version())
+
+
+def _save_model(model, path):
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        tmp_path = pathlib.Path(tmp) / path.name
+        model.save(tmp_path)
+        os.replace(tmp_path, path)
+
+
+@gin.configurable(module="bioflow")
+def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_size=32, optimizer="RMSprop",
+          learning_rate=1e-4, decay=1e-6, plateau_factor=0.2, plateau_patience=5, min_learning_rate=1e-8,
+          data=None, strategy="default", mixed_precision=None, jit_compile=False, tensorboard=False,
+          deterministic_ops=False, clean=False, resume=False, progress=None):
+    """Train the network that ``build_model`` declares, on ``data``, into a run directory.
+
+    Args:
+        workdir, label, trial, seed: the run is ``<workdir>/<label>/<model>_t<trial>_s<seed>/``.
+        epochs: the length of the run (a finished run with more epochs asked continues with ``resume``).
+        batch_size: images per replica; the global batch is ``batch_size × replicas``.
+        optimizer: SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax or Nadam.
+        learning_rate, decay: rate ``lr / (1 + decay · step)`` (Keras 2's ``decay``).
+        plateau_factor, plateau_patience, min_learning_rate: reduce-on-plateau of ``val_loss``.
+        data: a :class:`DataPipeline` (default: the synthetic data set).
+        strategy: ``'default'``, ``'mirrored'`` or ``'multi_worker'``.
+        mixed_precision: None, ``'mixed_float16'`` or ``'mixed_bfloat16'``.
+        jit_compile: compile the train and eval steps with XLA.
+        tensorboard: write TensorBoard logs under ``logs/``.
+        deterministic_ops: make TensorFlow ops deterministic (slower).
+        clean: delete the run directory and start over.
+        resume: continue a finished run when ``epochs`` is larger than its epochs so far.
+    Returns:
+        The run directory (a ``pathlib.Path``).
+    """
+    if mixed_precision not in PRECISIONS:
+        raise BioflowError(f"Unknown mixed_precision {mixed_precision!r}; valid values are None, "
+                           f"{choices(p for p in PRECISIONS if p)}.")
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("trial", trial)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BioflowError(f"train.{key} must be a positive integer, got {value!r}.")
+    dist = make_strategy(strategy)
+    chief = is_chief()
+    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+    keras.utils.set_random_seed(trial_seed(seed, trial))
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+    replicas = dist.num_replicas_in_sync
+    global_batch = batch_size * replicas
+    pipeline = data if data is not None else DataPipeline()
+
+    with dist.scope():
+        model = build_model()
+    shape = model.input_shape
+    if shape[1] != shape[2] or shape[3] != 1:
+        raise BioflowError(f"bioflow trains on square one-channel images; the model's input is {shape[1:]}.")
+    run = rundir.run_dir(workdir, label, model.name, trial, seed)
+    state = rundir.read_json(run / "run.json") or {}
+    if clean and chief and run.exists():
+        shutil.rmtree(run)
+        state = {}
+    if state.get("status") == "complete" and not (resume and epochs > state.get("epochs_completed", 0)):
+        print(f"Run {run} is already complete ({state.get('epochs_completed')} epochs); "
+              "pass --clean to start over, or --resume with more epochs to continue.")
+        return run
+
+    stats = pipeline.prepare(shape[1])
+    if pipeline.n_classes != model.output_shape[-1]:
+        raise BioflowError(f"The data set {stats['dataset']!r} has {pipeline.n_classes} classes but the model's "
+                           f"head has {model.output_shape[-1]}: set build_model.classes = {pipeline.n_classes}.")
+    steps = pipeline.splits.n_train // global_batch
+    with dist.scope():
+        opt, base_rate = make_optimizer(optimizer, learning_rate, decay, mixed_precision == "mixed_float16")
+        trainer = Trainer(dist, model, opt, base_rate, global_batch,
+                          plateau=(plateau_factor, plateau_patience, min_learning_rate), jit_compile=jit_compile)
+
+    # Non-chief workers must write checkpoints too (collectives), but to a scratch folder.
+    ckpt_dir = run / "checkpoints" if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"bioflow_{worker_id()}_"))
+    manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=2)
+    start_epoch = 0
+    if manager.latest_checkpoint:
+        trainer.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        start_epoch = int(trainer.epoch.numpy())
+        print(f"Resuming {run.name} from epoch {start_epoch + 1} (checkpoint {pathlib.Path(manager.latest_checkpoint).name}, "
+              f"{start_epoch} epochs completed).", flush=True)
+    history = [r for r in rundir.read_history(run / "history.csv") if r["epoch"] < start_epoch]
+
+    started = time.time()
+    if chief:
+        rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
+        rundir.write_json(run / "run.json", dict(
+            state, status="running", model=model.name, label=label, trial=trial, seed=seed,
+            rng_seed=trial_seed(seed, trial), epochs=epochs, epochs_completed=start_epoch, data=stats,
+            strategy=strategy, replicas=replicas, global_batch=global_batch, versions=_versions()))
+    writer = tf.summary.create_file_writer(str(run / "logs")) if tensorboard and chief else None
+
+    def on_epoch_end(row):
+        history.append(row)
+        if chief:
+            rundir.write_history(run / "history.csv", history)
+            if writer is not None:
+                with writer.as_default(step=row["epoch"]):
+                    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+                        tf.summary.scalar(key, row[key])
+        manager.save(checkpoint_number=row["epoch"] + 1)
+
+    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM,)}
+    try:
+        trainer.fit(lambda e: pipeline.train_dataset(global_batch, e, trial_seed(seed, trial)),
+                    pipeline.test_dataset(global_batch), epochs, steps, on_epoch_end, progress=progress)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    if chief:
+        _save_model(model, run / "model.keras")
+        rundir.plot_learning_curves(run / "learning_curves.png", history, f"{label}: {model.name}")
+        final = history[-1] if history else {}
+        summary = rundir.read_json(run / "run.json")
+        summary.update(status="complete", epochs=epochs, epochs_completed=len(history),
+                       seconds=summary.get("seconds", 0.0) + time.time() - started,
+                       final={k: final.get(k) for k in rundir.HISTORY_COLUMNS if k != "epoch"},
+                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        rundir.write_json(run / "run.json", summary)
+        rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
+        print(f"\nRun complete: {run}\n"
+              f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
+              + (", logs/" if writer is not None else "")
+              + f"\n  final val_accuracy {final.get('val_accuracy', float('nan')):.4f} after {len(history)} epochs")
+    else:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return run
