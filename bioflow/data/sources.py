@@ -6,6 +6,8 @@ pipeline (:mod:`bioflow.data.pipeline`) resizes, normalises, augments and batche
 """
 import dataclasses
 import pathlib
+import socket
+import urllib.parse
 
 import gin
 import numpy as np
@@ -16,6 +18,8 @@ from bioflow.data.preprocessing import to_luminance
 from bioflow.errors import BioflowError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+#: Where TFDS downloads CIFAR-10 from (checked before a download starts).
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -71,8 +75,15 @@ class CIFAR10:
         import tensorflow_datasets as tfds
 
         try:
-            (train, test), info = tfds.load("cifar10", split=["train", "test"], as_supervised=True,
-                                            data_dir=self.data_dir, download=self.download, with_info=True)
+            builder = tfds.builder("cifar10", data_dir=self.data_dir)
+            try:
+                train, test = builder.as_dataset(split=["train", "test"], as_supervised=True)
+            except AssertionError:  # not prepared in data_dir
+                if not self.download:
+                    raise FileNotFoundError(f"CIFAR-10 is not prepared in {builder.data_dir} and download=False")
+                check_reachable(CIFAR10_URL)
+                builder.download_and_prepare()
+                train, test = builder.as_dataset(split=["train", "test"], as_supervised=True)
         except Exception as err:  # TFDS raises many types when offline or unprepared
             raise BioflowError(
                 f"Could not load CIFAR-10 through TFDS (data_dir={self.data_dir!r}): {type(err).__name__}: {err}. "
@@ -83,8 +94,26 @@ class CIFAR10:
         def gray(image, label):
             return to_luminance(image), tf.cast(label, tf.int64)
 
-        return Splits(self.name, tuple(info.features["label"].names), train.map(gray), test.map(gray),
-                      info.splits["train"].num_examples, info.splits["test"].num_examples)
+        return Splits(self.name, tuple(builder.info.features["label"].names), train.map(gray), test.map(gray),
+                      _count(builder, "train", train), _count(builder, "test", test))
+
+
+def _count(builder, split, ds):
+    try:
+        return builder.info.splits[split].num_examples
+    except KeyError:  # no split metadata (e.g. under tfds.testing.mock_data)
+        n = int(ds.cardinality())
+        return n if n >= 0 else int(ds.reduce(0, lambda c, _: c + 1))
+
+
+def check_reachable(url, timeout=5.0):
+    """Fail fast (instead of TFDS's minutes of retries) when ``url``'s host cannot be reached."""
+    parsed = urllib.parse.urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        raise ConnectionError(f"cannot reach {parsed.hostname}:{port} to download ({err})") from err
 
 
 def _list_class_folders(split_dir, what):
@@ -102,7 +131,8 @@ def _list_class_folders(split_dir, what):
 
 def decode_image_file(path):
     """Read and decode one image file to float32 luminance ``(H, W, 1)`` (TF-decodable formats)."""
-    image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
     return to_luminance(image)
 
 

@@ -1,0 +1,91 @@
+"""CIFAR-10G (generalisation test sets) as a TensorFlow Datasets builder (SPEC §6).
+
+Six sets of 10 images per CIFAR-10 class at 224×224: line drawings, contours and silhouettes,
+each also inverted. The builder downloads the public archive of github.com/bdevans/CIFAR-10G,
+or reads a local copy given as TFDS's manual dir::
+
+    builder = Cifar10G(data_dir=tmp)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=COPY))
+    ds = builder.as_dataset(split="contours_inverted", as_supervised=True)
+
+PNG modes ``L`` and ``1`` both load; the README.md files in the set folders are ignored.
+"""
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from bioflow.data.sources import CIFAR10_CLASSES
+from bioflow.errors import BioflowError
+
+SETS = ("line_drawings", "contours", "silhouettes")
+ALL_SETS = tuple(s + suffix for s in SETS for suffix in ("", "_inverted"))
+ARCHIVE_URL = "https://github.com/bdevans/CIFAR-10G/archive/refs/heads/master.zip"
+
+
+def find_root(folder):
+    """The ``224x224`` folder inside a CIFAR-10G copy or extracted archive, or None."""
+    if folder is None:
+        return None
+    folder = pathlib.Path(folder)
+    for candidate in [folder / "224x224", *sorted(folder.glob("*/224x224"))]:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def check_layout(root):
+    """Raise naming the first set or class folder missing from ``root`` (a ``224x224`` folder)."""
+    for name in ALL_SETS:
+        if not (root / name).is_dir():
+            raise BioflowError(f"CIFAR-10G at {root.parent} has no set folder {name!r} (expected 224x224/{name}/).")
+        for cls in CIFAR10_CLASSES:
+            folder = root / name / cls
+            if not folder.is_dir() or not any(folder.glob("*.png")):
+                raise BioflowError(f"CIFAR-10G set {name!r} has no images for class {cls!r} ({folder}).")
+
+
+class Cifar10G(tfds.core.GeneratorBasedBuilder):
+    """CIFAR-10G: one split per set, images ``(224, 224, 1)`` uint8 and CIFAR-10 labels."""
+
+    name = "cifar10_g"
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "The six sets of github.com/bdevans/CIFAR-10G at 224x224."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Optional: a local copy of github.com/bdevans/CIFAR-10G (the folder holding 224x224/), given as "
+        "manual_dir. Without it the builder downloads the repository's archive.")
+
+    def _info(self):
+        return self.dataset_info_from_configs(
+            description="Line drawings, contours and silhouettes of the CIFAR-10 classes (Evans et al. 2022).",
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(224, 224, 1)),
+                "label": tfds.features.ClassLabel(names=CIFAR10_CLASSES),
+                "inverted": tfds.features.Scalar(dtype=np.bool_),
+            }),
+            supervised_keys=("image", "label"),
+            homepage="https://github.com/bdevans/CIFAR-10G",
+            license="CC BY-NC-SA 4.0",
+        )
+
+    def _split_generators(self, dl_manager):
+        manual = None
+        try:
+            manual = dl_manager.manual_dir
+        except AssertionError:  # TFDS asserts when no manual dir was configured
+            manual = None
+        root = find_root(manual) if manual is not None and pathlib.Path(manual).exists() else None
+        if root is None:
+            root = find_root(dl_manager.download_and_extract(ARCHIVE_URL))
+            if root is None:
+                raise BioflowError(f"The CIFAR-10G archive from {ARCHIVE_URL} has no 224x224/ folder.")
+        check_layout(root)
+        return {name: self._generate_examples(root / name) for name in ALL_SETS}
+
+    def _generate_examples(self, folder):
+        inverted = folder.name.endswith("_inverted")
+        for cls in CIFAR10_CLASSES:
+            for path in sorted((folder / cls).glob("*.png")):
+                image = tf.io.decode_png(tf.io.read_file(str(path)), channels=1).numpy()  # modes L and 1
+                yield f"{folder.name}/{cls}/{path.name}", {"image": image, "label": cls, "inverted": inverted}

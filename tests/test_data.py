@@ -1,0 +1,157 @@
+"""Data: the synthetic set, preprocessing, the pipeline, TFDS CIFAR-10, image folders, CIFAR-10G."""
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from bioflow.data import CIFAR10, DataPipeline, ImageFolder, Synthetic, synthetic
+from bioflow.data.preprocessing import CACHED_STATISTICS, resize, to_luminance
+from bioflow.errors import BioflowError
+
+CIFAR10G = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "CIFAR-10G"
+needs_cifar10g = pytest.mark.skipif(not (CIFAR10G / "224x224").is_dir(),
+                                    reason=f"CIFAR-10G copy not found at {CIFAR10G} (only in the dev workspace)")
+
+
+def test_synthetic_is_deterministic_balanced_and_uint8():
+    x1, y1 = synthetic.generate(200, seed=3)
+    x2, y2 = synthetic.generate(200, seed=3)
+    x3, _ = synthetic.generate(200, seed=4)
+    np.testing.assert_array_equal(x1, x2)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(x1, x3)
+    assert x1.shape == (200, 32, 32, 1) and x1.dtype == np.uint8
+    assert np.bincount(y1).tolist() == [20] * 10
+
+
+def test_luminance_uses_itu_601_weights():
+    rgb = tf.constant([[[[10.0, 100.0, 200.0]]]])
+    assert float(to_luminance(rgb)[0, 0, 0, 0]) == pytest.approx(0.299 * 10 + 0.587 * 100 + 0.114 * 200, rel=1e-6)
+
+
+def test_nearest_upscaling_replicates_pixels_and_lanczos_is_clipped():
+    x = tf.constant(np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1) * 17)
+    up = resize(x, 28, "nearest").numpy()
+    np.testing.assert_array_equal(up[0, :7, :7, 0], np.full((7, 7), 0.0))
+    np.testing.assert_array_equal(up[0, 21:, 21:, 0], np.full((7, 7), 255.0))
+    lz = resize(x, 28, "lanczos").numpy()
+    assert lz.min() >= 0 and lz.max() <= 255
+    with pytest.raises(BioflowError, match="'lanczos' or 'nearest'"):
+        resize(x, 8, "cubic")
+
+
+def test_pipeline_is_deterministic_per_seed_and_epoch():
+    def batches(epoch, seed):
+        p = DataPipeline(Synthetic(n_train=256, n_test=64), augmentation="extra")
+        p.prepare(32)
+        return [x.numpy() for x, _ in p.train_dataset(32, epoch, seed)]
+
+    a, b = batches(0, 7), batches(0, 7)
+    assert len(a) == 8 and all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not np.array_equal(a[0], batches(1, 7)[0])
+    assert not np.array_equal(a[0], batches(0, 8)[0])
+
+
+def test_pipeline_statistics_and_normalisation():
+    p = DataPipeline(Synthetic(n_train=300, n_test=100), augmentation="none")
+    stats = p.prepare(64)
+    x, _ = synthetic.generate(300, 0)
+    assert stats["mean"] == pytest.approx(x.mean(), rel=1e-9)  # nearest upscaling keeps the moments
+    assert stats["std"] == pytest.approx(x.std(), rel=1e-9)
+    assert stats["origin"] == "computed" and stats["image_size"] == 64
+    images = np.concatenate([b.numpy() for b, _ in p.train_dataset(50, 0, 0)])
+    assert images.shape == (300, 64, 64, 1)
+    assert abs(images.mean()) < 0.02 and images.std() == pytest.approx(1.0, abs=0.02)
+
+
+def test_cifar10_through_tfds_mock_data():
+    with tfds.testing.mock_data(num_examples=24):
+        p = DataPipeline(CIFAR10(), augmentation="standard")
+        stats = p.prepare(32)
+        x, y = next(iter(p.train_dataset(8, 0, 0)))
+    assert stats["dataset"] == "cifar10" and stats["origin"] == "computed" and stats["n_train"] == 24
+    assert x.shape == (8, 32, 32, 1) and y.dtype == tf.int64
+
+
+def test_cifar10_uses_the_cached_statistics_at_224_nearest():
+    with tfds.testing.mock_data(num_examples=4):
+        p = DataPipeline(CIFAR10(), interpolation="nearest")
+        stats = p.prepare(224)
+    assert (stats["mean"], stats["std"]) == CACHED_STATISTICS[("cifar10", "nearest", 224)]
+    assert stats["origin"] == "cached"
+
+
+def test_cifar10_not_prepared_gives_a_clear_error(tmp_path):
+    with pytest.raises(BioflowError, match="--data-dir") as info:
+        CIFAR10(data_dir=str(tmp_path), download=False).load()
+    assert "quickstart" in str(info.value)
+
+
+def write_png(path, value, size=12, channels=1):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tf.io.write_file(str(path), tf.io.encode_png(np.full((size, size, channels), value, np.uint8)))
+
+
+def make_folder(root, classes=("cat", "dog"), test="test"):
+    for split in ("train", test):
+        for i, name in enumerate(classes):
+            for k in range(3):
+                write_png(root / split / name / f"{k}.png", 40 + 100 * i, channels=3 if k else 1)
+    (root / "train" / "README.md").write_text("not an image")
+    return root
+
+
+def test_image_folder_loads_any_decodable_images(tmp_path):
+    root = make_folder(tmp_path / "images", test="val")
+    p = DataPipeline(ImageFolder(str(root)), augmentation="none")
+    stats = p.prepare(16)
+    assert stats["classes"] == ["cat", "dog"] and stats["n_train"] == 6 and stats["n_test"] == 6
+    x, y = next(iter(p.test_dataset(6)))
+    assert x.shape == (6, 16, 16, 1) and sorted(y.numpy().tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda r: shutil.rmtree(r / "train"), "has no 'train/' folder"),
+    (lambda r: shutil.rmtree(r / "test"), "has no 'test/' or 'val/' folder"),
+    (lambda r: [p.unlink() for p in (r / "train" / "dog").iterdir()], "dog has no images"),
+    (lambda r: (r / "train" / "cat" / "1.png").write_bytes(b"\x89PNG broken"), "1.png"),
+])
+def test_image_folder_errors(tmp_path, breakage, message):
+    root = make_folder(tmp_path / "images")
+    breakage(root)
+    with pytest.raises(BioflowError) as info:
+        DataPipeline(ImageFolder(str(root))).prepare(16)
+    assert message in str(info.value)
+
+
+def prepare_cifar10g(manual_dir, data_dir):
+    from bioflow.data.cifar10g import Cifar10G
+    builder = Cifar10G(data_dir=str(data_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    return builder
+
+
+@needs_cifar10g
+def test_cifar10g_builder_reads_the_shared_copy(tmp_path):
+    from bioflow.data.cifar10g import ALL_SETS
+    builder = prepare_cifar10g(CIFAR10G, tmp_path)
+    assert sorted(builder.info.splits) == sorted(ALL_SETS)
+    for name in ("contours", "line_drawings_inverted"):  # modes 1 and L
+        examples = list(builder.as_dataset(split=name))
+        assert len(examples) == 100
+        image = examples[0]["image"].numpy()
+        assert image.shape == (224, 224, 1) and image.dtype == np.uint8 and image.max() == 255
+        assert bool(examples[0]["inverted"]) == name.endswith("_inverted")
+        assert np.bincount([int(e["label"]) for e in examples]).tolist() == [10] * 10
+
+
+@needs_cifar10g
+def test_cifar10g_missing_class_is_named(tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(CIFAR10G / "224x224", copy / "224x224")
+    shutil.rmtree(copy / "224x224" / "silhouettes" / "frog")
+    with pytest.raises(BioflowError, match="'silhouettes' has no images for class 'frog'"):
+        prepare_cifar10g(copy, tmp_path / "tfds")
