@@ -29,15 +29,20 @@ class RandomBrightnessScale(keras.layers.Layer):
         return {**super().get_config(), "low": self.low, "high": self.high, "seed": self.seed}
 
 
+def check_augmentation(kind):
+    """Validate an augmentation name (without building layers: no TF state before the strategy)."""
+    if kind is not None and kind not in AUGMENTATIONS:
+        raise BioflowError(f"Unknown augmentation {kind!r}; valid ones are {choices(AUGMENTATIONS)}.")
+    return kind
+
+
 def make_augmenter(kind, seed):
     """A ``keras.Sequential`` of random layers for ``kind`` (``'standard'``/``'extra'``), or None.
 
     Images are in 0..255 (before normalisation), as in the original pipeline.
     """
-    if kind is None or kind == "none":
+    if check_augmentation(kind) in (None, "none"):
         return None
-    if kind not in AUGMENTATIONS:
-        raise BioflowError(f"Unknown augmentation {kind!r}; valid ones are {choices(AUGMENTATIONS)}.")
     seeds = iter(range(seed * 16, seed * 16 + 16))
     fill = dict(fill_mode="nearest")
     if kind == "standard":

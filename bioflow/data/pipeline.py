@@ -2,7 +2,7 @@
 import gin
 import tensorflow as tf
 
-from bioflow.data.augment import make_augmenter
+from bioflow.data.augment import check_augmentation, make_augmenter
 from bioflow.data.preprocessing import CACHED_STATISTICS, check_interpolation, compute_statistics, normalise, resize
 from bioflow.data.sources import Synthetic, check_image_files
 from bioflow.errors import BioflowError
@@ -31,8 +31,7 @@ class DataPipeline:
                  shuffle_buffer=10_000):
         self.source = source if source is not None else Synthetic()
         self.interpolation = check_interpolation(interpolation)
-        make_augmenter(augmentation, 0)  # validate the name now
-        self.augmentation = augmentation
+        self.augmentation = check_augmentation(augmentation)
         self.recalculate_statistics = recalculate_statistics
         self.shuffle_buffer = shuffle_buffer
         self.splits = None

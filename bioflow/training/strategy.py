@@ -23,16 +23,22 @@ def make_strategy(name="default"):
     if "TF_CONFIG" not in os.environ:
         raise BioflowError("strategy 'multi_worker' needs the TF_CONFIG environment variable "
                            "(cluster and task of this worker).")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as err:
+        raise BioflowError(f"Cannot start MultiWorkerMirroredStrategy: {err}. It must be created before any "
+                           "other TensorFlow work in the process (call bioflow's train first).") from err
 
 
 def is_chief():
-    """True on the worker that writes the run directory (task 0, or any single-machine run)."""
+    """True on the worker that writes the run directory: the ``chief`` task, else worker 0
+    (also any single-machine run, which has no TF_CONFIG)."""
     config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    return task.get("type", "worker") in ("chief",) or (task.get("type", "worker") == "worker"
-                                                         and task.get("index", 0) == 0
-                                                         and "chief" not in config.get("cluster", {}))
+    task_type = config.get("task", {}).get("type", "worker")
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in config.get("cluster", {})
+    return task_type == "worker" and config.get("task", {}).get("index", 0) == 0 and not has_chief
 
 
 def worker_id():

@@ -1,0 +1,176 @@
+"""The training runner: run directory, resume after SIGKILL, strategies, quickstart and errors."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from bioflow import config
+from bioflow.errors import BioflowError
+from bioflow.runner import train
+from bioflow.training import rundir
+from bioflow.training.loop import TrainingDiverged
+
+TINY_TRAIN = [
+    "vgg16.width = 0.0625", "vgg16.fc_units = 16",
+    "Synthetic.n_train = 256", "Synthetic.n_test = 64",
+    "train.epochs = 2", "train.batch_size = 32", "train.learning_rate = 1e-3",
+]
+SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+
+
+def cli(*args, env=None, **kwargs):
+    """Run ``bioflow`` in a subprocess; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "bioflow.cli", *args], capture_output=True, text=True,
+                          env=env or SUBPROCESS_ENV, **kwargs)
+
+
+def params(*bindings):
+    return [a for b in bindings for a in ("--gin-param", b)]
+
+
+def test_run_directory_contents_and_no_retraining(tmp_path, capsys):
+    config.parse(["quickstart"], TINY_TRAIN)
+    run = train(workdir=str(tmp_path), label="unit", trial=2, seed=5)
+    assert run == tmp_path / "unit" / "vgg16_gabor_t2_s5"
+    for name in ("operative_config.gin", "history.csv", "run.json", "learning_curves.png", "model.keras"):
+        assert (run / name).is_file(), name
+    assert (run / "checkpoints" / "checkpoint").is_file()
+    history = rundir.read_history(run / "history.csv")
+    assert [row["epoch"] for row in history] == [0, 1]
+    assert set(history[0]) == set(rundir.HISTORY_COLUMNS)
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "complete" and info["epochs_completed"] == 2 and info["data"]["dataset"] == "synthetic"
+    assert info["data"]["std"] > 0 and info["versions"]["keras"] == keras.__version__
+    assert "train.epochs = 2" in (run / "operative_config.gin").read_text()
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    assert model.output_shape == (None, 10)
+    stamp = (run / "history.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    config.parse(["quickstart"], TINY_TRAIN)
+    assert train(workdir=str(tmp_path), label="unit", trial=2, seed=5) == run
+    assert "already complete" in capsys.readouterr().out
+    assert (run / "history.csv").stat().st_mtime_ns == stamp
+
+
+def test_resume_continues_a_finished_run_to_more_epochs(tmp_path, capsys):
+    config.parse(["quickstart"], TINY_TRAIN)
+    run = train(workdir=str(tmp_path))
+    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 3"])
+    train(workdir=str(tmp_path), resume=True)
+    assert "from epoch 3" in capsys.readouterr().out
+    assert [r["epoch"] for r in rundir.read_history(run / "history.csv")] == [0, 1, 2]
+
+
+def test_same_seed_same_losses(tmp_path):
+    losses = []
+    for d in ("a", "b"):
+        config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1"])
+        run = train(workdir=str(tmp_path / d))
+        losses.append(rundir.read_history(run / "history.csv")[0]["loss"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+@pytest.mark.parametrize("bindings, message", [
+    (["train.optimizer = 'Adamw'"], "'Adadelta', 'Adagrad', 'Adam', 'Adamax', 'Nadam', 'RMSprop' or 'SGD'"),
+    (["build_model.classes = 7"], "has 10 classes but the model's head has 7"),
+    (["train.strategy = 'tpu'"], "valid strategies are"),
+    (["DataPipeline.augmentation = 'heavy'"], "'extra', 'none' or 'standard'"),
+])
+def test_bad_training_input(tmp_path, bindings, message):
+    with pytest.raises(BioflowError) as info:
+        config.parse(["quickstart"], TINY_TRAIN + bindings)
+        train(workdir=str(tmp_path))
+    assert message in str(info.value)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_no_complete_run(tmp_path):
+    config.parse(["quickstart"], TINY_TRAIN + ["train.learning_rate = 1e30", "train.optimizer = 'SGD'"])
+    with pytest.raises(TrainingDiverged, match="TerminateOnNaN"):
+        train(workdir=str(tmp_path))
+    info = json.loads(next(tmp_path.rglob("run.json")).read_text())
+    assert info["status"] == "running"
+
+
+def test_quickstart_trains_offline_above_0_6(tmp_path):
+    proc = cli("train", "--workdir", str(tmp_path), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(next(tmp_path.rglob("run.json")).read_text())
+    assert info["final"]["val_accuracy"] >= 0.6, info["final"]
+    assert "Run complete" in proc.stdout and "Epoch 6/6" in proc.stdout  # one line per epoch off a TTY
+
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "train.epochs = 5", "Synthetic.n_train = 1024")]
+    proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
+    history = tmp_path / "quickstart" / "vgg16_gabor_t1_s42" / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(rundir.read_history(history)) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = len(rundir.read_history(history))
+    assert 2 <= done < 5, f"killed after {done} epochs"
+    rerun = cli(*args, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"from epoch {done + 1}" in rerun.stdout and "Epoch 1/5" not in rerun.stdout
+    assert [r["epoch"] for r in rundir.read_history(history)] == [0, 1, 2, 3, 4]
+
+
+MIRRORED_SCRIPT = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from bioflow.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_mirrored_strategy_on_two_logical_devices_matches_one_device(tmp_path):
+    base = [*params(*TINY_TRAIN, "train.epochs = 1")]
+    one = cli("train", "--workdir", str(tmp_path / "one"), *base, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "two"), *base,
+                          *params("train.strategy = 'mirrored'", "train.batch_size = 16")],
+                         capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    runs = [json.loads(next((tmp_path / d).rglob("run.json")).read_text()) for d in ("one", "two")]
+    assert runs[1]["replicas"] == 2 and runs[1]["global_batch"] == 32
+    assert runs[1]["final"]["loss"] == pytest.approx(runs[0]["final"]["loss"], rel=0.02)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_strategy_two_processes(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "train.strategy = 'multi_worker'",
+                                                          "train.batch_size = 16")]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True,
+                                      env=dict(SUBPROCESS_ENV, TF_CONFIG=tf_config)))
+    try:
+        outputs = [p.communicate(timeout=420)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    info = json.loads(next(tmp_path.rglob("run.json")).read_text())
+    assert info["status"] == "complete" and info["replicas"] == 2 and info["epochs_completed"] == 2
+    assert len(list(tmp_path.rglob("run.json"))) == 1  # only the chief writes a run directory
+    chief_losses = [line for line in outputs[0].splitlines() if line.startswith("Epoch ")]
+    worker_losses = [line for line in outputs[1].splitlines() if line.startswith("Epoch ")]
+    assert [line.split(" - ")[2:] for line in chief_losses] == [line.split(" - ")[2:] for line in worker_losses]
