@@ -26,6 +26,7 @@ setup(
         "pandas>=2.0",
         "altair>=5.0",
         "vl-convert-python>=1.0",  # Altair charts to PNG, offline (learning curves, reports)
+        "tensorboard",  # TensorFlow no longer installs it; needed for train.tensorboard logs
         "click>=8.0",
         "numpy",
         "h5py",

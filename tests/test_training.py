@@ -36,9 +36,10 @@ def params(*bindings):
 
 
 def test_run_directory_contents_and_no_retraining(tmp_path, capsys):
-    config.parse(["quickstart"], TINY_TRAIN)
+    config.parse(["quickstart"], TINY_TRAIN + ["train.tensorboard = True"])
     run = train(workdir=str(tmp_path), label="unit", trial=2, seed=5)
     assert run == tmp_path / "unit" / "vgg16_gabor_t2_s5"
+    assert list((run / "logs").glob("events.out.tfevents.*"))
     for name in ("operative_config.gin", "history.csv", "run.json", "learning_curves.png", "model.keras"):
         assert (run / name).is_file(), name
     assert (run / "checkpoints" / "checkpoint").is_file()
@@ -90,6 +91,25 @@ def test_bad_training_input(tmp_path, bindings, message):
     assert message in str(info.value)
 
 
+def test_xla_and_bfloat16_mixed_precision(tmp_path):
+    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1", "train.jit_compile = True",
+                                               "train.mixed_precision = 'mixed_bfloat16'"])
+    try:
+        run = train(workdir=str(tmp_path))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    row = rundir.read_history(run / "history.csv")[0]
+    assert np.isfinite(row["loss"]) and row["accuracy"] > 0
+
+
+def test_unreachable_download_host_fails_fast():
+    from bioflow.data.sources import check_reachable
+    start = time.time()
+    with pytest.raises(ConnectionError, match="127.0.0.1:9"):
+        check_reachable("http://127.0.0.1:9/cifar.tar.gz", timeout=2)
+    assert time.time() - start < 5
+
+
 def test_nan_loss_stops_with_a_clear_error_and_no_complete_run(tmp_path):
     config.parse(["quickstart"], TINY_TRAIN + ["train.learning_rate = 1e30", "train.optimizer = 'SGD'"])
     with pytest.raises(TrainingDiverged, match="TerminateOnNaN"):
@@ -122,6 +142,20 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"from epoch {done + 1}" in rerun.stdout and "Epoch 1/5" not in rerun.stdout
     assert [r["epoch"] for r in rundir.read_history(history)] == [0, 1, 2, 3, 4]
+
+
+def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path):
+    args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "train.epochs = 50")]
+    proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
+    history = tmp_path / "quickstart" / "vgg16_gabor_t1_s42" / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and not rundir.read_history(history) and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "SIGTERM" in err and "Rerun the same command to resume" in err
 
 
 MIRRORED_SCRIPT = """
