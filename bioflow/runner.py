@@ -120,14 +120,16 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         trainer = Trainer(dist, model, opt, base_rate, global_batch,
                           plateau=(plateau_factor, plateau_patience, min_learning_rate), jit_compile=jit_compile)
 
-    # Non-chief workers must write checkpoints too (collectives), but to a scratch folder.
+    # Every worker restores the chief's checkpoint (a shared workdir is needed to resume on several
+    # machines); non-chief workers must also save (collectives), but to a scratch folder.
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
     ckpt_dir = run / "checkpoints" if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"bioflow_{worker_id()}_"))
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=2)
     start_epoch = 0
-    if manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    if latest:
+        trainer.checkpoint.restore(latest).expect_partial()
         start_epoch = int(trainer.epoch.numpy())
-        print(f"Resuming {run.name} from epoch {start_epoch + 1} (checkpoint {pathlib.Path(manager.latest_checkpoint).name}, "
+        print(f"Resuming {run.name} from epoch {start_epoch + 1} (checkpoint {pathlib.Path(latest).name}, "
               f"{start_epoch} epochs completed).", flush=True)
     history = [r for r in rundir.read_history(run / "history.csv") if r["epoch"] < start_epoch]
 

@@ -1,0 +1,1 @@
+"""Training machinery: strategies, optimisers, the distributed loop and the run directory."""
