@@ -21,19 +21,11 @@ from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, choices
 from bioflow.model import build_model
 from bioflow.training import rundir
-from bioflow.training.loop import Trainer
+from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
 from bioflow.training.optimizers import make_optimizer
 from bioflow.training.strategy import is_chief, make_strategy, worker_id
 
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
-
-
-class Interrupted(BioflowError):
-    """The run was stopped by a signal; rerunning the same command resumes it."""
-
-
-def _raise_interrupted(signum, _frame):
-    raise Interrupted(f"Stopped by signal {signal.Signals(signum).name}.")
 
 
 def trial_seed(seed, trial):
@@ -152,7 +144,13 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
                         tf.summary.scalar(key, row[key])
         manager.save(checkpoint_number=row["epoch"] + 1)
 
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM,)}
+    def stop(signum, _frame):
+        if trainer.stop_reason is not None:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        print(f"\n{signal.Signals(signum).name}: stopping after the current step…", flush=True)
+        trainer.request_stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         trainer.fit(lambda e: pipeline.train_dataset(global_batch, e, trial_seed(seed, trial)),
                     pipeline.test_dataset(global_batch), epochs, steps, on_epoch_end, progress=progress)

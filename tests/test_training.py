@@ -208,3 +208,31 @@ def test_multi_worker_strategy_two_processes(tmp_path):
     chief_losses = [line for line in outputs[0].splitlines() if line.startswith("Epoch ")]
     worker_losses = [line for line in outputs[1].splitlines() if line.startswith("Epoch ")]
     assert [line.split(" - ")[2:] for line in chief_losses] == [line.split(" - ")[2:] for line in worker_losses]
+
+
+def test_clean_starts_over(tmp_path, capsys):
+    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1"])
+    run = train(workdir=str(tmp_path))
+    (run / "stale.txt").write_text("from an earlier run")
+    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1"])
+    train(workdir=str(tmp_path), clean=True)
+    assert not (run / "stale.txt").exists() and "Resuming" not in capsys.readouterr().out
+    assert len(rundir.read_history(run / "history.csv")) == 1
+
+
+def test_reduce_on_plateau_and_decay():
+    import tensorflow as tf
+    from bioflow.training.loop import Trainer
+    from bioflow.training.optimizers import make_optimizer
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    opt, base = make_optimizer("sgd", 0.1, decay=0.5)
+    trainer = Trainer(tf.distribute.get_strategy(), model, opt, base, 4, plateau=(0.2, 2, 0.005))
+    for loss in (1.0, 0.9, 0.95, 0.9):  # two epochs without improvement -> 0.1 * 0.2
+        trainer._update_plateau(loss)
+    assert float(base.numpy()) == pytest.approx(0.02)
+    for loss in (0.9, 0.9, 0.9, 0.9):
+        trainer._update_plateau(loss)
+    assert float(base.numpy()) == pytest.approx(0.005)  # floored at min_learning_rate
+    opt.iterations.assign(2)
+    assert trainer.current_rate() == pytest.approx(0.005 / (1 + 0.5 * 2))

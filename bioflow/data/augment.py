@@ -43,7 +43,8 @@ def make_augmenter(kind, seed):
     """
     if check_augmentation(kind) in (None, "none"):
         return None
-    seeds = iter(range(seed * 16, seed * 16 + 16))
+    base = (int(seed) % 2**26) * 16  # distinct, in-range seeds for the layers
+    seeds = iter(range(base, base + 16))
     fill = dict(fill_mode="nearest")
     if kind == "standard":
         layers = [keras.layers.RandomTranslation(0.1, 0.1, seed=next(seeds), **fill),

@@ -20,6 +20,10 @@ class TrainingDiverged(BioflowError):
     """The loss became NaN or infinite (the TerminateOnNaN condition)."""
 
 
+class Interrupted(BioflowError):
+    """A stop was requested (e.g. SIGTERM); rerunning the same command resumes the run."""
+
+
 def _distribution_options():
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -47,6 +51,7 @@ class Trainer:
             self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="plateau_wait")
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, base_rate=base_rate,
                                               epoch=self.epoch, best=self.best, wait=self.wait)
+        self.stop_reason = None
         self._train_step = tf.function(self._train_step_fn, jit_compile=jit_compile or None)
         self._eval_step = tf.function(self._eval_step_fn, jit_compile=jit_compile or None)
 
@@ -96,6 +101,15 @@ class Trainer:
             raise BioflowError("The validation data set is empty.")
         return loss / count, correct / count
 
+    def request_stop(self, reason):
+        """Stop at the next step boundary (safe to call from a signal handler)."""
+        self.stop_reason = reason
+
+    def _check_stop(self, epoch):
+        if self.stop_reason is not None:
+            raise Interrupted(f"Stopped by {self.stop_reason} during epoch {epoch + 1}; "
+                              f"{int(self.epoch.numpy())} epochs are complete.")
+
     def current_rate(self):
         schedule = self.optimizer.learning_rate
         return float(schedule(self.optimizer.iterations)) if callable(schedule) else float(schedule)
@@ -138,6 +152,7 @@ class Trainer:
                                            "(TerminateOnNaN). Try a lower learning rate, or check the data "
                                            "normalisation.")
                 loss, correct, count = loss + l, correct + c, count + n
+                self._check_stop(epoch)
                 if bar is not None:
                     bar.update(step + 1, [("loss", loss / count), ("accuracy", correct / count)])
             if count == 0:
