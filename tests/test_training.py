@@ -1,6 +1,7 @@
 """The training runner: run directory, resume after SIGKILL, strategies, quickstart and errors."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -140,7 +141,10 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert 2 <= done < 5, f"killed after {done} epochs"
     rerun = cli(*args, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"from epoch {done + 1}" in rerun.stdout and "Epoch 1/5" not in rerun.stdout
+    # history.csv is written just before the epoch's checkpoint, so a kill in between resumes one
+    # epoch earlier than the history shows (and that epoch is then written once, not twice).
+    resumed = int(re.search(r"from epoch (\d+)", rerun.stdout).group(1))
+    assert resumed in (done, done + 1) and resumed >= 2 and "Epoch 1/5" not in rerun.stdout
     assert [r["epoch"] for r in rundir.read_history(history)] == [0, 1, 2, 3, 4]
 
 
