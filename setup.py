@@ -31,6 +31,6 @@ setup(
         "numpy",
         "h5py",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "scipy"]},  # scipy: the reference blur in the noise tests
     entry_points={"console_scripts": ["bioflow = bioflow.cli:main"]},
 )

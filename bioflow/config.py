@@ -23,6 +23,7 @@ import bioflow.bases  # noqa: F401  (registers the bases with gin)
 import bioflow.components  # noqa: F401  (registers the components with gin)
 import bioflow.data  # noqa: F401  (registers the data sources and pipeline)
 import bioflow.model  # noqa: F401  (registers build_model)
+import bioflow.noise  # noqa: F401  (registers NoiseSuite)
 import bioflow.runner  # noqa: F401  (registers train)
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 

@@ -1,0 +1,118 @@
+"""The perturbation suite against independent numpy/scipy versions of the SPEC §5 formulas."""
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from bioflow import config, noise
+from bioflow.errors import BioflowError
+
+BG = noise.BACKGROUND
+RNG = np.random.default_rng(0)
+X = RNG.uniform(0.05, 0.95, size=(6, 20, 20, 1)).astype(np.float32)
+
+
+def run(name, level, images=X, **kwargs):
+    return noise.apply(name, images, level, **kwargs).numpy()
+
+
+def scipy_gauss(images, sigma):
+    return np.stack([gaussian_filter(im[..., 0].astype(np.float64), sigma, mode="constant", cval=BG, truncate=4.0)
+                     for im in images])[..., None]
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.5, 10.0, 35.0, 100.0])  # 35 and 100: 4σ beyond the 20-pixel image
+def test_low_pass_equals_scipy_constant_padding(sigma):
+    np.testing.assert_allclose(run("low_pass", sigma), np.clip(scipy_gauss(X, sigma), 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 10.0, 100.0])
+def test_high_pass_formula(sigma):
+    h = X.astype(np.float64) - scipy_gauss(X, sigma)
+    expected = h + (BG - h.mean(axis=(1, 2, 3), keepdims=True))
+    np.testing.assert_allclose(run("high_pass", sigma), np.clip(expected, 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("name, level, formula", [
+    ("contrast", 0.1, lambda x: 0.45 + 0.1 * x),
+    ("darken", -0.3, lambda x: x - 0.3),
+    ("brighten", 0.6, lambda x: x + 0.6),
+    ("invert", 1, lambda x: 1 - x),
+    ("rotation", 90, lambda x: np.rot90(x, 1, axes=(1, 2))),
+    ("rotation", 270, lambda x: np.rot90(x, 3, axes=(1, 2))),
+])
+def test_deterministic_formulas(name, level, formula):
+    np.testing.assert_allclose(run(name, level), np.clip(formula(X), 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", [n for n in noise.REGISTRY if n not in ("low_pass", "high_pass", "jpeg_quality")])
+def test_identity_at_level_zero(name):
+    level = 1 if name == "pixelation" else (1.0 if name == "contrast" else 0.0)
+    np.testing.assert_array_equal(run(name, level), X)
+
+
+@pytest.mark.parametrize("name", [n for n, p in noise.REGISTRY.items() if p.stochastic])
+def test_stochastic_noise_is_a_function_of_seed_level_and_index(name):
+    level = noise.get(name).levels[5]
+    full = run(name, level, seed=11)
+    part = run(name, level, images=X[3:5], seed=11, indices=[3, 4])
+    np.testing.assert_array_equal(full[3:5], part)
+    np.testing.assert_array_equal(run(name, level, images=X[::-1], seed=11, indices=[5, 4, 3, 2, 1, 0]), full[::-1])
+    assert not np.array_equal(run(name, level, seed=12), full)
+
+
+@pytest.mark.parametrize("name", ["uniform", "gaussian_noise", "phase_scrambling"])
+def test_change_grows_with_level(name):
+    levels = noise.get(name).levels
+    changes = [np.abs(run(name, lv) - X).mean() for lv in (levels[2], levels[5], levels[9])]
+    assert changes[0] < changes[1] < changes[2]
+
+
+def test_uniform_stays_within_its_width():
+    assert np.abs(run("uniform", 0.2) - X).max() <= 0.2 + 1e-6
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_salt_and_pepper_hits_the_expected_fraction(p):
+    big = np.full((8, 64, 64, 1), 0.5, np.float32)
+    out = run("salt_and_pepper", p, images=big)
+    assert (out == 1).mean() == pytest.approx(p / 2, abs=0.01)
+    assert (out == 0).mean() == pytest.approx(p / 2, abs=0.01)
+
+
+def test_phase_scrambling_keeps_amplitudes_and_stays_real():
+    p = noise.get("phase_scrambling")
+    ctx = noise.Context(seed=0, level=90.0, background=BG, indices=np.arange(len(X), dtype=np.int64))
+    raw = p.fn(X, 90.0, ctx).numpy()[..., 0]  # before clipping
+    np.testing.assert_allclose(np.abs(np.fft.fft2(raw)), np.abs(np.fft.fft2(X[..., 0])), rtol=1e-3, atol=1e-3)
+    assert raw.mean(axis=(1, 2)) == pytest.approx(X[..., 0].mean(axis=(1, 2)), abs=1e-5)  # DC kept
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(name="gaussian", level=0.1), "valid noises are"),
+    (dict(name="contrast", level=1.5), "out of range for noise 'contrast': valid levels are in [0.0, 1.0]"),
+    (dict(name="rotation", level=45), "use 0, 90, 180 or 270"),
+    (dict(name="uniform", level=0.1, images=X * 2), "must be in [0, 1]"),
+    (dict(name="uniform", level=0.1, images=X[..., 0]), "[N, H, W, 1]"),
+])
+def test_bad_input(kwargs, message):
+    with pytest.raises(BioflowError) as info:
+        noise.apply(kwargs.pop("name"), kwargs.pop("images", X), kwargs.pop("level"))
+    assert message in str(info.value)
+
+
+def test_users_can_register_a_perturbation(monkeypatch):
+    monkeypatch.setattr(noise, "REGISTRY", dict(noise.REGISTRY))
+    noise.register("posterize", levels=[2, 4, 8], valid=(2, 256))(lambda x, n, ctx: np.round(x * (n - 1)) / (n - 1))
+    np.testing.assert_allclose(run("posterize", 2), np.round(X))
+    assert noise.NoiseSuite(noises=["posterize"]).items() == [("posterize", (2.0, 4.0, 8.0))]
+
+
+def test_suites_declared_in_gin():
+    config.parse(["noise/paper"])
+    import gin
+    paper = gin.get_configurable(noise.NoiseSuite)()
+    assert paper.noises == noise.PAPER and dict(paper.items())["high_pass"][0] == pytest.approx(100.0)
+    config.parse(["noise/extended"], ["NoiseSuite.levels = {'uniform': [0.0, 0.5]}"])
+    extended = gin.get_configurable(noise.NoiseSuite)()
+    assert len(extended.noises) == 14 and dict(extended.items())["uniform"] == (0.0, 0.5)
+    assert all(len(levels) == 11 for name, levels in extended.items() if name not in ("rotation", "invert", "uniform"))
