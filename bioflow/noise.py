@@ -7,6 +7,7 @@
 image gets the same noise whatever the batch, its position in the batch or the device count.
 """
 import dataclasses
+import functools
 import math
 
 import gin
@@ -29,19 +30,24 @@ class Perturbation:
     valid: tuple  # (low, high) inclusive range of levels
     stochastic: bool = False
     description: str = ""
+    discrete: tuple = ()  # when set, the only valid levels
 
 
 REGISTRY = {}
 
 
-def register(name, levels, valid, stochastic=False, description=""):
+def register(name, levels, valid, stochastic=False, description="", discrete=()):
     """Decorator that registers ``fn(images, level, ctx)`` as perturbation ``name``.
+
+    ``fn`` gets a float32 ``[N, H, W, 1]`` tensor and must use TensorFlow ops: it is traced into
+    a graph once per (level, seed, background). The result is clipped to [0, 1] afterwards.
 
     ``ctx`` has ``seed``, ``background``, ``indices`` (int64 [N]) and ``uniform(shape_tail)``,
     which draws per-image uniforms that depend only on (seed, level, index).
     """
     def decorate(fn):
-        REGISTRY[name] = Perturbation(name, fn, tuple(float(v) for v in levels), valid, stochastic, description)
+        REGISTRY[name] = Perturbation(name, fn, tuple(float(v) for v in levels), valid, stochastic, description,
+                                      tuple(float(v) for v in discrete))
         return fn
     return decorate
 
@@ -85,18 +91,34 @@ def apply(name, images, level, *, seed=0, background=BACKGROUND, indices=None):
     if not low - 1e-9 <= float(level) <= high + 1e-9:
         raise BioflowError(f"Level {level!r} is out of range for noise {name!r}: valid levels are in "
                            f"[{low}, {high}].")
-    images = tf.convert_to_tensor(images, tf.float32)
-    if images.shape.rank != 4 or images.shape[-1] != 1:
-        raise BioflowError(f"Images must be a float [N, H, W, 1] tensor, got shape {images.shape}.")
-    lo, hi = float(tf.reduce_min(images)), float(tf.reduce_max(images))
+    if p.discrete and float(level) not in p.discrete:
+        raise BioflowError(f"Level {level!r} is not valid for noise {name!r}: use one of "
+                           f"{', '.join(f'{v:g}' for v in p.discrete)}.")
+    values = images if isinstance(images, np.ndarray) else tf.convert_to_tensor(images, tf.float32).numpy()
+    if values.ndim != 4 or values.shape[-1] != 1:
+        raise BioflowError(f"Images must be a float [N, H, W, 1] tensor, got shape {values.shape}.")
+    images = tf.convert_to_tensor(values, tf.float32)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise BioflowError(f"Images must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}].")
-    n = tf.shape(images)[0]
+    n = images.shape[0]
     idx = tf.range(n, dtype=tf.int64) if indices is None else tf.convert_to_tensor(indices, tf.int64)
-    if indices is not None and idx.shape[0] != images.shape[0]:
-        raise BioflowError(f"indices has {idx.shape[0]} entries for {images.shape[0]} images.")
-    out = p.fn(images, float(level), Context(int(seed), float(level), float(background), idx))
-    return tf.clip_by_value(out, 0.0, 1.0)
+    if indices is not None and idx.shape[0] != n:
+        raise BioflowError(f"indices has {idx.shape[0]} entries for {n} images.")
+    return _compiled(name, float(level), int(seed), float(background))(images, idx)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(name, level, seed, background):
+    """One traced graph per (perturbation, level, seed, background): no per-image Python."""
+    p = get(name)
+
+    @tf.function(reduce_retracing=True)
+    def run(images, indices):
+        out = p.fn(images, level, Context(seed, level, background, indices))
+        return tf.clip_by_value(out, 0.0, 1.0)
+
+    return run
 
 
 # -- Gaussian blur, exactly scipy.ndimage.gaussian_filter(mode='constant', cval=bg, truncate=4) ------
@@ -201,10 +223,9 @@ def _brighten(x, level, ctx):
     return x + level
 
 
-@register("rotation", (0, 90, 180, 270), (0.0, 270.0), description="anticlockwise by level degrees")
+@register("rotation", (0, 90, 180, 270), (0.0, 270.0), description="anticlockwise by level degrees",
+          discrete=(0, 90, 180, 270))
 def _rotation(x, degrees, ctx):
-    if degrees % 90:
-        raise BioflowError(f"Level {degrees!r} is not valid for noise 'rotation': use 0, 90, 180 or 270.")
     return tf.image.rot90(x, k=int(degrees) // 90)
 
 

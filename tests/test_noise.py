@@ -1,6 +1,7 @@
 """The perturbation suite against independent numpy/scipy versions of the SPEC §5 formulas."""
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
 from bioflow import config, noise
@@ -90,7 +91,7 @@ def test_phase_scrambling_keeps_amplitudes_and_stays_real():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(name="gaussian", level=0.1), "valid noises are"),
     (dict(name="contrast", level=1.5), "out of range for noise 'contrast': valid levels are in [0.0, 1.0]"),
-    (dict(name="rotation", level=45), "use 0, 90, 180 or 270"),
+    (dict(name="rotation", level=45), "use one of 0, 90, 180, 270"),
     (dict(name="uniform", level=0.1, images=X * 2), "must be in [0, 1]"),
     (dict(name="uniform", level=0.1, images=X[..., 0]), "[N, H, W, 1]"),
 ])
@@ -102,7 +103,7 @@ def test_bad_input(kwargs, message):
 
 def test_users_can_register_a_perturbation(monkeypatch):
     monkeypatch.setattr(noise, "REGISTRY", dict(noise.REGISTRY))
-    noise.register("posterize", levels=[2, 4, 8], valid=(2, 256))(lambda x, n, ctx: np.round(x * (n - 1)) / (n - 1))
+    noise.register("posterize", levels=[2, 4, 8], valid=(2, 256))(lambda x, n, ctx: tf.round(x * (n - 1)) / (n - 1))
     np.testing.assert_allclose(run("posterize", 2), np.round(X))
     assert noise.NoiseSuite(noises=["posterize"]).items() == [("posterize", (2.0, 4.0, 8.0))]
 
