@@ -48,6 +48,7 @@ def register(name, levels, valid, stochastic=False, description="", discrete=())
     def decorate(fn):
         REGISTRY[name] = Perturbation(name, fn, tuple(float(v) for v in levels), valid, stochastic, description,
                                       tuple(float(v) for v in discrete))
+        _compiled.cache_clear()  # a re-registered name must not reuse the old graph
         return fn
     return decorate
 
