@@ -59,7 +59,8 @@ def summary(gin_files, gin_params, as_json):
 @click.option("--data-dir", help="TFDS data directory for CIFAR-10 [CIFAR10.data_dir].")
 @click.option("--resume", is_flag=True, default=None, help="Continue a finished run up to a larger train.epochs.")
 @click.option("--clean", is_flag=True, default=None, help="Delete the run directory and start over.")
-def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, clean):
+@click.option("--skip-test", is_flag=True, default=None, help="Do not evaluate robustness after training.")
+def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, clean, skip_test):
     """Train a network declared in gin (default: the offline quickstart) into a run directory.
 
     Interrupted runs resume from their last completed epoch when the same command is rerun.
@@ -70,7 +71,8 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
     if data_dir is not None:
         bindings.append(f"CIFAR10.data_dir = {data_dir!r}")
     config.parse(gin_files, bindings)
-    given = dict(workdir=workdir, label=label, trial=trial, seed=seed, resume=resume, clean=clean)
+    given = dict(workdir=workdir, label=label, trial=trial, seed=seed, resume=resume, clean=clean,
+                 skip_test=skip_test)
     try:
         runner.train(**{k: v for k, v in given.items() if v is not None})
     except runner.Interrupted as err:
@@ -79,6 +81,33 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
     except KeyboardInterrupt:
         click.echo("Interrupted. Rerun the same command to resume from the last completed epoch.", err=True)
         sys.exit(130)
+
+
+@main.command("evaluate")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@gin_options()
+@click.option("--n-images", type=int, help="Evaluate on the first N test images [evaluate.n_images].")
+@click.option("--suite", type=click.Choice(["paper", "extended"]), help="Noise suite (gin/noise/<suite>.gin).")
+@click.option("--cifar10g", "cifar10g", type=click.Path(exists=True, file_okay=False),
+              help="A CIFAR-10G copy (the folder holding 224x224/) [evaluate.generalisation_dir].")
+@click.option("--perturb-generalisation", is_flag=True, default=None, help="Run the noise suite on CIFAR-10G too.")
+@click.option("--save-predictions", is_flag=True, default=None, help="Write per-image probabilities.")
+@click.option("--save-images", is_flag=True, default=None, help="Write a PNG grid of perturbed images per noise.")
+def evaluate_command(run_dir, gin_files, gin_params, n_images, suite, cifar10g, perturb_generalisation,
+                     save_predictions, save_images):
+    """Evaluate a trained run: clean accuracy, the noise suite and CIFAR-10G, into RUN_DIR/results/."""
+    import pathlib
+
+    from bioflow import config, evaluate
+
+    operative = pathlib.Path(run_dir) / "operative_config.gin"
+    if not operative.is_file():
+        raise BioflowError(f"{run_dir} has no operative_config.gin: it is not a bioflow run directory.")
+    files = [str(operative)] + ([f"noise/{suite}"] if suite else []) + list(gin_files)
+    config.parse(files, gin_params)
+    given = dict(n_images=n_images, generalisation_dir=cifar10g, perturb_generalisation=perturb_generalisation,
+                 save_predictions=save_predictions, save_images=save_images)
+    evaluate.evaluate(run_dir, **{k: v for k, v in given.items() if v is not None})
 
 
 @main.command()

@@ -22,6 +22,7 @@ import gin
 import bioflow.bases  # noqa: F401  (registers the bases with gin)
 import bioflow.components  # noqa: F401  (registers the components with gin)
 import bioflow.data  # noqa: F401  (registers the data sources and pipeline)
+import bioflow.evaluate  # noqa: F401  (registers evaluate)
 import bioflow.model  # noqa: F401  (registers build_model)
 import bioflow.noise  # noqa: F401  (registers NoiseSuite)
 import bioflow.runner  # noqa: F401  (registers train)

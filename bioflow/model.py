@@ -161,3 +161,28 @@ def build_model(input_shape=(224, 224, 1), classes=10, base="vgg16", filter_bank
         log.info("Pretrained weights from %s: loaded %d layers, adapted to grayscale %s, skipped %s", path,
                  len(report["loaded"]), report["adapted"], report["skipped"])
     return model
+
+
+def describe(model):
+    """The architecture of a built or loaded bioflow model, read from its layer names.
+
+    Returns ``{'base', 'convolution', 'bottleneck', 'recurrence'}`` (``None`` where absent).
+    """
+    names = {layer.name for layer in model.layers}
+    if "conv5_block3_out" in names:
+        base = "resnet50"
+    elif "block5_conv4" in names:
+        base = "vgg19"
+    elif "block5_conv3" in names:
+        base = "vgg16"
+    elif "conv9" in names:
+        base = "allcnn"
+    else:
+        base = None
+    kinds = [layer.name[3:] for layer in model.layers if layer.name.startswith("v1_")]
+    convolution = "combined" if len(kinds) > 1 else (kinds[0] if kinds else "original")
+    if "recurrent_convlstm" in names and not kinds and base is not None:
+        convolution = "convlstm"  # the faithful RC replaced the first convolution
+    bottleneck = model.get_layer("retina_conv3").output.shape[-1] if "retina_conv3" in names else None
+    recurrence = "convlstm" if "recurrent_convlstm" in names else ("blt" if "recurrent_blt" in names else None)
+    return dict(base=base, convolution=convolution, bottleneck=bottleneck, recurrence=recurrence)

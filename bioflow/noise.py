@@ -48,7 +48,7 @@ def register(name, levels, valid, stochastic=False, description="", discrete=())
     def decorate(fn):
         REGISTRY[name] = Perturbation(name, fn, tuple(float(v) for v in levels), valid, stochastic, description,
                                       tuple(float(v) for v in discrete))
-        _compiled.cache_clear()  # a re-registered name must not reuse the old graph
+        compiled.cache_clear()  # a re-registered name must not reuse the old graph
         return fn
     return decorate
 
@@ -106,12 +106,15 @@ def apply(name, images, level, *, seed=0, background=BACKGROUND, indices=None):
     idx = tf.range(n, dtype=tf.int64) if indices is None else tf.convert_to_tensor(indices, tf.int64)
     if indices is not None and idx.shape[0] != n:
         raise BioflowError(f"indices has {idx.shape[0]} entries for {n} images.")
-    return _compiled(name, float(level), int(seed), float(background))(images, idx)
+    return compiled(name, float(level), int(seed), float(background))(images, idx)
 
 
 @functools.lru_cache(maxsize=512)
-def _compiled(name, level, seed, background):
-    """One traced graph per (perturbation, level, seed, background): no per-image Python."""
+def compiled(name, level, seed, background):
+    """``fn(images, indices)``: one traced graph per (perturbation, level, seed, background).
+
+    It skips ``apply``'s input checks, so it can run inside a ``tf.data`` pipeline.
+    """
     p = get(name)
 
     @tf.function(reduce_retracing=True)

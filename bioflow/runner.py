@@ -19,6 +19,7 @@ import bioflow
 from bioflow import config as config_lib
 from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, choices
+from bioflow.evaluate import evaluate
 from bioflow.model import build_model
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
@@ -50,7 +51,7 @@ def _save_model(model, path):
 def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_size=32, optimizer="RMSprop",
           learning_rate=1e-4, decay=1e-6, plateau_factor=0.2, plateau_patience=5, min_learning_rate=1e-8,
           data=None, strategy="default", mixed_precision=None, jit_compile=False, tensorboard=False,
-          deterministic_ops=False, clean=False, resume=False, progress=None):
+          deterministic_ops=False, clean=False, resume=False, skip_test=False, progress=None):
     """Train the network that ``build_model`` declares, on ``data``, into a run directory.
 
     Args:
@@ -68,6 +69,7 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         deterministic_ops: make TensorFlow ops deterministic (slower).
         clean: delete the run directory and start over.
         resume: continue a finished run when ``epochs`` is larger than its epochs so far.
+        skip_test: skip the robustness evaluation (``bioflow.evaluate.evaluate``) after training.
     Returns:
         The run directory (a ``pathlib.Path``).
     """
@@ -168,9 +170,12 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
                        final={k: final.get(k) for k in rundir.HISTORY_COLUMNS if k != "epoch"},
                        finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         rundir.write_json(run / "run.json", summary)
+        if not skip_test:
+            evaluate(run, data=pipeline)
         rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
         print(f"\nRun complete: {run}\n"
               f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
+              + ("" if skip_test else ", results/")
               + (", logs/" if writer is not None else "")
               + f"\n  final val_accuracy {final.get('val_accuracy', float('nan')):.4f} after {len(history)} epochs")
     else:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from bioflow import config
+from bioflow import config, noise
 from bioflow.errors import BioflowError
 from bioflow.runner import train
 from bioflow.training import rundir
@@ -22,6 +22,7 @@ TINY_TRAIN = [
     "vgg16.width = 0.0625", "vgg16.fc_units = 16",
     "Synthetic.n_train = 256", "Synthetic.n_test = 64",
     "train.epochs = 2", "train.batch_size = 32", "train.learning_rate = 1e-3",
+    "train.skip_test = True",  # evaluation has its own tests (test_evaluate.py)
 ]
 SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
 
@@ -125,6 +126,8 @@ def test_quickstart_trains_offline_above_0_6(tmp_path):
     info = json.loads(next(tmp_path.rglob("run.json")).read_text())
     assert info["final"]["val_accuracy"] >= 0.6, info["final"]
     assert "Run complete" in proc.stdout and "Epoch 6/6" in proc.stdout  # one line per epoch off a TTY
+    robustness = json.loads(next(tmp_path.rglob("robustness.json")).read_text())  # evaluated after training
+    assert robustness["n_images"] == 500 and set(robustness["auc"]) == set(noise.PAPER)
 
 
 def test_sigkill_mid_run_then_resume(tmp_path):

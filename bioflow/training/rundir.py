@@ -2,7 +2,7 @@
 
     <workdir>/<label>/<model>_t<trial>_s<seed>/
         operative_config.gin  history.csv  run.json  learning_curves.png  model.keras
-        checkpoints/  logs/ (TensorBoard)
+        checkpoints/  logs/ (TensorBoard)  results/ (bioflow.evaluate)
 """
 import csv
 import io

@@ -1,0 +1,229 @@
+"""Robustness evaluation of a run: clean accuracy, the noise suite and CIFAR-10G (SPEC §5–7).
+
+Everything is batched: the test images are resized and cached once; each (noise, level) then
+perturbs, rescales, normalises and predicts in one ``tf.data`` pipeline with in-graph ops.
+Results go to ``RUN_DIR/results/`` through a temporary folder and a rename, so a failed
+evaluation never leaves tables that look complete.
+"""
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+import gin
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from bioflow import metrics, noise
+from bioflow.data import DataPipeline
+from bioflow.data.preprocessing import normalise, resize
+from bioflow.data.sources import CIFAR10_CLASSES
+from bioflow.errors import BioflowError
+from bioflow.model import describe
+
+PERTURBATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Noise", "LI", "Level",
+                        "Loss", "Accuracy")
+GENERALISATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Type", "Inverted",
+                          "Loss", "Accuracy")
+
+
+def load_run(run_dir):
+    """``(model, run_info)`` of a run directory, loading the model with Keras' safe mode."""
+    run = pathlib.Path(run_dir)
+    path = run / "model.keras"
+    if not path.is_file():
+        raise BioflowError(f"{run} has no model.keras: it is not a finished bioflow run (train it first, "
+                           "or give the run directory that `bioflow train` printed).")
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else None
+    if not info or "data" not in info:
+        raise BioflowError(f"{run} has no run.json with the data statistics the model was trained with.")
+    return keras.saving.load_model(path, safe_mode=True), info
+
+
+class _Evaluator:
+    """Accuracy and loss of one model on batches of [0, 1] images, optionally perturbed."""
+
+    def __init__(self, model, mean, std, batch_size, seed, background, save_predictions):
+        self.model, self.mean, self.std = model, mean, std
+        self.batch_size, self.seed, self.background = batch_size, seed, background
+        self.save_predictions = save_predictions
+        self.predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
+
+    def run(self, images01, labels, noise_name=None, level=None):
+        """``(loss, accuracy, probabilities or None)`` over the cached [0, 1] images."""
+        ds = tf.data.Dataset.from_tensor_slices((images01, labels, tf.range(len(labels), dtype=tf.int64)))
+        ds = ds.batch(self.batch_size)
+        if noise_name is not None:
+            perturb = noise.compiled(noise_name, level, self.seed, self.background)
+            ds = ds.map(lambda x, y, i: (perturb(x, i), y, i), num_parallel_calls=tf.data.AUTOTUNE)
+        mean, std = self.mean, self.std
+        ds = ds.map(lambda x, y, i: (normalise(x * 255.0, mean, std), y), num_parallel_calls=tf.data.AUTOTUNE)
+        loss = correct = 0.0
+        probs = []
+        for x, y in ds.prefetch(tf.data.AUTOTUNE):
+            p = self.predict(x)
+            loss += float(tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, p)))
+            correct += float(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(p, -1), y), tf.float32)))
+            if self.save_predictions:
+                probs.append(p.numpy())
+        n = len(labels)
+        return loss / n, correct / n, (np.concatenate(probs) if probs else None)
+
+
+def _prepare_images(dataset, size, interpolation, n_images=None):
+    """Resize a (0..255 luminance, label) data set to ``size`` and return [0, 1] arrays."""
+    if n_images is not None:
+        dataset = dataset.take(n_images)
+    ds = dataset.map(lambda x, y: (resize(tf.cast(x, tf.float32), size, interpolation) / 255.0, tf.cast(y, tf.int64)),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+    xs, ys = [], []
+    for x, y in ds.batch(256):
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    if not xs:
+        raise BioflowError("The evaluation set is empty.")
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
+
+
+def _cifar10g_sets(folder, size, interpolation):
+    """``{set name: (images [0, 1], labels)}`` from a CIFAR-10G copy, via the TFDS builder."""
+    import tensorflow_datasets as tfds
+
+    from bioflow.data.cifar10g import ALL_SETS, Cifar10G
+
+    with tempfile.TemporaryDirectory(prefix="bioflow_cifar10g_") as tmp:
+        builder = Cifar10G(data_dir=tmp)
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
+        return {name: _prepare_images(builder.as_dataset(split=name, as_supervised=True), size, interpolation)
+                for name in ALL_SETS}
+
+
+def _image_grid(examples, columns):
+    """``examples [levels][k, H, W, 1]`` in [0, 1] → one uint8 grid (rows: images, columns: levels)."""
+    pad = 2
+    rows = []
+    for i in range(examples[0].shape[0]):
+        row = [np.pad(level[i], ((pad, pad), (pad, pad), (0, 0)), constant_values=1.0) for level in examples]
+        rows.append(np.concatenate(row, axis=1))
+    grid = np.concatenate(rows, axis=0)
+    scale = max(1, 96 // examples[0].shape[1])
+    grid = np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+    return (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
+
+
+def _replace_dir(tmp, final):
+    """Move ``tmp`` to ``final``, replacing an older ``final`` only once the new one is whole."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@gin.configurable(module="bioflow")
+def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=0, generalisation_dir=None,
+             perturb_generalisation=False, save_predictions=False, save_images=False, progress=None):
+    """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
+
+    Args:
+        run_dir: the run directory (``model.keras``, ``run.json``).
+        data: the run's :class:`DataPipeline` (default: from the gin config, e.g. the run's
+            ``operative_config.gin``); only its test split is used.
+        suite: a :class:`bioflow.noise.NoiseSuite` (default: the paper's suite).
+        n_images: evaluate on the first ``n_images`` test images (default: all).
+        generalisation_dir: a CIFAR-10G copy (the folder holding ``224x224/``), or None to skip.
+        perturb_generalisation: also run the noise suite on each CIFAR-10G set.
+        save_predictions: write ``predictions.csv`` (per-image probabilities).
+        save_images: write a PNG grid of perturbed examples per noise under ``images/``.
+    """
+    run = pathlib.Path(run_dir)
+    model, info = load_run(run)
+    stats = info["data"]
+    arch = describe(model)
+    pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
+    suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
+    size, interp = model.input_shape[1], stats["interpolation"]
+    background = stats["mean"] / 255.0
+    splits = pipeline.source.load()
+    sets = {"test": _prepare_images(splits.test, size, interp, n_images)}
+    if generalisation_dir is not None:
+        if tuple(stats.get("classes", ())) != CIFAR10_CLASSES:
+            print(f"Skipping CIFAR-10G: the model was trained on {stats['dataset']!r}, not the CIFAR-10 classes.")
+        else:
+            sets.update(_cifar10g_sets(generalisation_dir, size, interp))
+    meta = dict(Model=info.get("model", model.name), Convolution=arch["convolution"], Base=arch["base"],
+                Weights=info.get("weights") or "none", Trial=info.get("trial"), Seed=info.get("seed"))
+    ev = _Evaluator(model, stats["mean"], stats["std"], batch_size, seed, background, save_predictions)
+    noisy_sets = [s for s in sets if s == "test" or perturb_generalisation]
+    jobs = [(s, name, li, level) for s in noisy_sets for name, levels in suite.items()
+            for li, level in enumerate(levels)]
+    bar = keras.utils.Progbar(len(jobs) + len(sets)) if (progress or (progress is None and sys.stdout.isatty())) \
+        else None
+    pert_rows, gen_rows, pred_frames = [], [], []
+
+    def record_predictions(set_name, noise_name, li, level, probs, labels):
+        if probs is None:
+            return
+        frame = pd.DataFrame(probs, columns=[f"p{k}" for k in range(probs.shape[1])])
+        frame.insert(0, "Index", np.arange(len(labels)))
+        for col, value in (("Level", level), ("LI", li), ("Noise", noise_name), ("Set", set_name)):
+            frame.insert(0, col, value)
+        frame["Predicted"] = probs.argmax(1)
+        frame["True"] = labels
+        frame["Correct"] = frame["Predicted"] == frame["True"]
+        pred_frames.append(frame)
+
+    clean = {}
+    for set_name, (images, labels) in sets.items():
+        loss, acc, probs = ev.run(images, labels)
+        clean[set_name] = acc
+        record_predictions(set_name, "clean", 0, 0.0, probs, labels)
+        if set_name != "test":
+            gen_rows.append(dict(meta, Set=set_name, Type=set_name.replace("_inverted", ""),
+                                 Inverted=set_name.endswith("_inverted"), Loss=loss, Accuracy=acc))
+        if bar is not None:
+            bar.add(1)
+    with tempfile.TemporaryDirectory(dir=run, prefix=".results.") as tmp:
+        tmp_dir = pathlib.Path(tmp) / "results"
+        (tmp_dir / "images").mkdir(parents=True)
+        current = None
+        for set_name, name, li, level in jobs:
+            if bar is None and name != current:
+                print(f"Evaluating {set_name}: {name} ({len(suite.levels[name])} levels)", flush=True)
+                current = name
+            images, labels = sets[set_name]
+            loss, acc, probs = ev.run(images, labels, name, level)
+            pert_rows.append(dict(meta, Set=set_name, Noise=name, LI=li, Level=level, Loss=loss, Accuracy=acc))
+            record_predictions(set_name, name, li, level, probs, labels)
+            if bar is not None:
+                bar.add(1)
+        perturbation = pd.DataFrame(pert_rows, columns=PERTURBATION_COLUMNS)
+        generalisation = pd.DataFrame(gen_rows, columns=GENERALISATION_COLUMNS)
+        perturbation.to_csv(tmp_dir / "perturbation.csv", index=False)
+        generalisation.to_csv(tmp_dir / "generalisation.csv", index=False)
+        aucs = metrics.auc_table(perturbation[perturbation["Set"] == "test"]) if pert_rows else pd.DataFrame()
+        summary = dict(model=meta["Model"], clean_accuracy=clean["test"], n_images=len(sets["test"][1]),
+                       auc={row["Noise"]: row["AUC"] for _, row in aucs.iterrows()},
+                       generalisation={r["Set"]: r["Accuracy"] for r in gen_rows},
+                       suite={name: list(levels) for name, levels in suite.items()})
+        (tmp_dir / "robustness.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if pred_frames:
+            pd.concat(pred_frames, ignore_index=True).to_csv(tmp_dir / "predictions.csv", index=False)
+        if save_images:
+            examples = sets["test"][0][:4]
+            for name, levels in suite.items():
+                grid = _image_grid([noise.apply(name, examples, lv, seed=seed, background=background).numpy()
+                                    for lv in levels], len(levels))
+                tf.io.write_file(str(tmp_dir / "images" / f"{name}.png"), tf.io.encode_png(grid))
+        _replace_dir(tmp_dir, run / "results")
+    print(f"Evaluation written to {run / 'results'}: clean accuracy {clean['test']:.4f}"
+          + "".join(f", AUC {k} {v:.3f}" for k, v in list(summary["auc"].items())[:3])
+          + (" …" if len(summary["auc"]) > 3 else ""), flush=True)
+    return summary

@@ -1,0 +1,118 @@
+"""Robustness evaluation end to end on a tiny trained run, and the metrics helpers."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bioflow import config, metrics, noise
+from bioflow.cli import main
+from bioflow.data.sources import CIFAR10_CLASSES
+from bioflow.errors import BioflowError
+from bioflow.evaluate import GENERALISATION_COLUMNS, PERTURBATION_COLUMNS, evaluate
+from bioflow.runner import train
+from test_data import CIFAR10G, needs_cifar10g
+from test_training import TINY_TRAIN
+
+SMALL_SUITE = {"uniform": [0.0, 0.5, 1.0], "contrast": [1.0, 0.1, 0.01], "rotation": [0, 90, 180, 270]}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    config.parse(["quickstart"], TINY_TRAIN + ["train.skip_test = True"])
+    return train(workdir=str(tmp_path_factory.mktemp("runs")))
+
+
+def small_suite():
+    return noise.NoiseSuite(noises=list(SMALL_SUITE), levels=SMALL_SUITE)
+
+
+def test_auc_ratio_and_confidence_interval():
+    assert metrics.auc([0, 1, 2], [1.0, 0.5, 0.0]) == pytest.approx(1.0)
+    assert metrics.auc([100, 10, 1], [0.1, 0.5, 0.9]) == pytest.approx(9 * 0.7 + 90 * 0.3)
+    aucs = pd.DataFrame(dict(Model=["a", "a", "ref", "ref"], Noise=["n", "n", "n", "n"], AUC=[1.0, 3.0, 4.0, 4.0]))
+    ratio = metrics.ratio_to_reference(aucs, "ref")
+    assert ratio.set_index("Model").loc["a", "Ratio"] == pytest.approx(0.5)
+    assert metrics.mean_ci([0.5]) == (0.5, 0.0)
+    mean, half = metrics.mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / np.sqrt(3))
+    with pytest.raises(BioflowError, match="Reference model 'x'"):
+        metrics.ratio_to_reference(aucs, "x")
+
+
+def test_end_to_end_tables(tiny_run):
+    config.parse([str(tiny_run / "operative_config.gin")])
+    summary = evaluate(tiny_run, suite=small_suite(), n_images=40, save_predictions=True, save_images=True)
+    results = tiny_run / "results"
+    pert = pd.read_csv(results / "perturbation.csv")
+    assert tuple(pert.columns) == PERTURBATION_COLUMNS
+    assert len(pert) == 10 and set(pert["Noise"]) == set(SMALL_SUITE) and set(pert["Set"]) == {"test"}
+    assert (pert["Model"] == "vgg16_gabor").all() and (pert["Convolution"] == "gabor").all()
+    assert (pert["Base"] == "vgg16").all() and (pert["Trial"] == 1).all() and (pert["Seed"] == 42).all()
+    assert pert["Accuracy"].between(0, 1).all()
+    # Level 0 of uniform and level 1 of contrast are the clean images.
+    clean = summary["clean_accuracy"]
+    assert pert.query("Noise == 'uniform' and LI == 0")["Accuracy"].item() == pytest.approx(clean)
+    assert pert.query("Noise == 'contrast' and LI == 0")["Accuracy"].item() == pytest.approx(clean)
+    gen = pd.read_csv(results / "generalisation.csv")
+    assert tuple(gen.columns) == GENERALISATION_COLUMNS and len(gen) == 0
+    robust = json.loads((results / "robustness.json").read_text())
+    uniform = pert[pert["Noise"] == "uniform"]
+    assert robust["auc"]["uniform"] == pytest.approx(metrics.auc(uniform["Level"], uniform["Accuracy"]))
+    assert robust["clean_accuracy"] == clean and robust["n_images"] == 40
+    preds = pd.read_csv(results / "predictions.csv")
+    assert len(preds) == 40 * (1 + 10) and {"p0", "p9", "Predicted", "True", "Correct"} <= set(preds.columns)
+    assert sorted(p.name for p in (results / "images").iterdir()) == [f"{n}.png" for n in sorted(SMALL_SUITE)]
+    assert not list(tiny_run.glob(".results.*"))
+
+
+@needs_cifar10g
+def test_generalisation_on_cifar10g(tiny_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    info = json.loads((run / "run.json").read_text())
+    info["data"]["classes"] = list(CIFAR10_CLASSES)  # pretend the classes are CIFAR-10's
+    (run / "run.json").write_text(json.dumps(info))
+    config.parse([str(run / "operative_config.gin")])
+    summary = evaluate(run, suite=noise.NoiseSuite(noises=["invert"]), n_images=16,
+                       generalisation_dir=str(CIFAR10G), perturb_generalisation=True)
+    gen = pd.read_csv(run / "results" / "generalisation.csv")
+    assert len(gen) == 6 and gen["Inverted"].sum() == 3
+    assert set(gen["Type"]) == {"line_drawings", "contours", "silhouettes"}
+    assert set(summary["generalisation"]) == set(gen["Set"])
+    pert = pd.read_csv(run / "results" / "perturbation.csv")
+    assert set(pert["Set"]) == {"test", *gen["Set"]} and len(pert) == 7 * 2
+
+
+def test_a_failed_evaluation_leaves_no_results(tiny_run, tmp_path, monkeypatch):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("results"))
+    real = noise.compiled
+
+    def failing(name, *args):
+        if name == "contrast":
+            raise RuntimeError("simulated failure")
+        return real(name, *args)
+
+    monkeypatch.setattr(noise, "compiled", failing)
+    config.parse([str(run / "operative_config.gin")])
+    with pytest.raises(RuntimeError, match="simulated"):
+        evaluate(run, suite=small_suite(), n_images=16)
+    assert not (run / "results").exists() and not list(run.glob(".results.*"))
+
+
+def test_cli_evaluate_and_its_errors(tiny_run, tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--n-images", "16", "--gin-param",
+                                       "NoiseSuite.noises = ['invert']"])
+    assert result.exit_code == 0, result.output
+    assert "clean accuracy" in result.output
+    assert len(pd.read_csv(tiny_run / "results" / "perturbation.csv")) == 2
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "not a bioflow run directory" in result.output
+    (tmp_path / "empty" / "operative_config.gin").write_text("")
+    with pytest.raises(BioflowError, match="has no model.keras"):
+        evaluate(tmp_path / "empty")
