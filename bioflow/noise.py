@@ -195,16 +195,25 @@ def _contrast(x, c, ctx):
     return (1 - c) / 2 + c * x
 
 
-def _antisymmetric(noise):
-    """Make ``noise [N, H, W]`` odd under k → -k (mod size), zero where k = -k."""
-    h, w = noise.shape[1], noise.shape[2]
-    i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    ni, nj = (-i) % h, (-j) % w
-    lin, nlin = i * w + j, ni * w + nj
-    sign = np.where(lin < nlin, 1.0, np.where(lin > nlin, -1.0, 0.0)).astype(np.float32)
-    source = np.where(lin <= nlin, lin, nlin).reshape(-1)
-    flat = tf.reshape(noise, [-1, h * w])
-    return tf.reshape(tf.gather(flat, source, axis=1), [-1, h, w]) * sign
+def _odd_along_rows(column):
+    """Make ``column [N, H]`` odd under i → -i (mod H), zero where i = -i."""
+    h = column.shape[1]
+    i = np.arange(h)
+    mirror = (-i) % h
+    sign = np.where(i < mirror, 1.0, np.where(i > mirror, -1.0, 0.0)).astype(np.float32)
+    return tf.gather(column, np.minimum(i, mirror), axis=1) * sign
+
+
+def _half_plane_phase(noise, width):
+    """Phase shifts for ``rfft2d``'s half plane ``[N, H, W//2 + 1]`` that are odd under k → -k.
+
+    Columns 1 .. ceil(W/2)-1 pair with columns irfft2d never stores, so they are free; column 0
+    (and column W/2 for even W) pair with themselves and are made odd along the rows.
+    """
+    cols = [_odd_along_rows(noise[:, :, 0])[..., None], noise[:, :, 1:width // 2 + (width % 2)]]
+    if width % 2 == 0:
+        cols.append(_odd_along_rows(noise[:, :, width // 2])[..., None])
+    return tf.concat(cols, axis=2)
 
 
 @register("phase_scrambling", np.linspace(0, 180, 11), (0.0, 180.0), stochastic=True,
@@ -214,8 +223,7 @@ def _phase_scrambling(x, width, ctx):
         return x
     h, w = x.shape[1], x.shape[2]
     spectrum = tf.signal.rfft2d(x[..., 0])  # the half plane; irfft2d mirrors it conjugately
-    shift = _antisymmetric(ctx.uniform(x.shape[1:3], -math.radians(width), math.radians(width)))
-    shift = shift[:, :, : w // 2 + 1]
+    shift = _half_plane_phase(ctx.uniform([h, w // 2 + 1], -math.radians(width), math.radians(width)), w)
     scrambled = spectrum * tf.exp(tf.complex(tf.zeros_like(shift), shift))
     return tf.signal.irfft2d(scrambled, fft_length=[h, w])[..., None]
 

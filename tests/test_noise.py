@@ -80,12 +80,15 @@ def test_salt_and_pepper_hits_the_expected_fraction(p):
     assert (out == 0).mean() == pytest.approx(p / 2, abs=0.01)
 
 
-def test_phase_scrambling_keeps_amplitudes_and_stays_real():
+@pytest.mark.parametrize("width", [20, 21])  # even and odd: the self-paired columns differ
+def test_phase_scrambling_keeps_amplitudes_and_stays_real(width):
+    x = RNG.uniform(0.05, 0.95, size=(3, 18, width, 1)).astype(np.float32)
     p = noise.get("phase_scrambling")
-    ctx = noise.Context(seed=0, level=90.0, background=BG, indices=np.arange(len(X), dtype=np.int64))
-    raw = p.fn(X, 90.0, ctx).numpy()[..., 0]  # before clipping
-    np.testing.assert_allclose(np.abs(np.fft.fft2(raw)), np.abs(np.fft.fft2(X[..., 0])), rtol=1e-3, atol=1e-3)
-    assert raw.mean(axis=(1, 2)) == pytest.approx(X[..., 0].mean(axis=(1, 2)), abs=1e-5)  # DC kept
+    ctx = noise.Context(seed=0, level=90.0, background=BG, indices=np.arange(len(x), dtype=np.int64))
+    raw = p.fn(x, 90.0, ctx).numpy()[..., 0]  # before clipping
+    np.testing.assert_allclose(np.abs(np.fft.fft2(raw)), np.abs(np.fft.fft2(x[..., 0])), rtol=1e-3, atol=1e-3)
+    assert raw.mean(axis=(1, 2)) == pytest.approx(x[..., 0].mean(axis=(1, 2)), abs=1e-5)  # DC kept
+    assert np.abs(raw - x[..., 0]).mean() > 0.05  # and the image did change
 
 
 @pytest.mark.parametrize("kwargs, message", [
