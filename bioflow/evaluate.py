@@ -102,7 +102,7 @@ def _cifar10g_sets(folder, size, interpolation):
                 for name in ALL_SETS}
 
 
-def _image_grid(examples, columns):
+def _image_grid(examples):
     """``examples [levels][k, H, W, 1]`` in [0, 1] → one uint8 grid (rows: images, columns: levels)."""
     pad = 2
     rows = []
@@ -220,7 +220,7 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
             examples = sets["test"][0][:4]
             for name, levels in suite.items():
                 grid = _image_grid([noise.apply(name, examples, lv, seed=seed, background=background).numpy()
-                                    for lv in levels], len(levels))
+                                    for lv in levels])
                 tf.io.write_file(str(tmp_dir / "images" / f"{name}.png"), tf.io.encode_png(grid))
         _replace_dir(tmp_dir, run / "results")
     print(f"Evaluation written to {run / 'results'}: clean accuracy {clean['test']:.4f}"

@@ -57,5 +57,5 @@ def mean_ci(values, confidence=0.95):
         raise BioflowError("mean_ci needs at least one value.")
     if v.size == 1:
         return float(v[0]), 0.0
-    t = _T95[min(v.size - 1, len(_T95)) - 1] if v.size - 1 <= len(_T95) else 1.960
+    t = _T95[v.size - 2] if v.size - 1 <= len(_T95) else 1.960  # normal quantile beyond 30 df
     return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(v.size))
