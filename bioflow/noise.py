@@ -82,7 +82,8 @@ class Context:
             image_seed = tf.random.experimental.stateless_fold_in(key, index)
             return tf.random.stateless_uniform(shape_tail, image_seed, minval, maxval, dtype=tf.float32)
 
-        return tf.map_fn(one, self.indices, fn_output_signature=tf.TensorSpec(shape_tail, tf.float32))
+        return tf.map_fn(one, self.indices, fn_output_signature=tf.TensorSpec(shape_tail, tf.float32),
+                         parallel_iterations=16)
 
 
 def apply(name, images, level, *, seed=0, background=BACKGROUND, indices=None):
@@ -241,7 +242,13 @@ def _brighten(x, level, ctx):
 @register("rotation", (0, 90, 180, 270), (0.0, 270.0), description="anticlockwise by level degrees",
           discrete=(0, 90, 180, 270))
 def _rotation(x, degrees, ctx):
-    return tf.image.rot90(x, k=int(degrees) // 90)
+    k = int(degrees) // 90 % 4  # numpy rot90 (anticlockwise), without tf.image.rot90's runtime checks
+    if k == 0:
+        return x
+    if k == 2:
+        return tf.reverse(x, [1, 2])
+    transposed = tf.transpose(x, [0, 2, 1, 3])
+    return tf.reverse(transposed, [1] if k == 1 else [2])
 
 
 @register("invert", (0, 1), (0.0, 1.0), description="1 - x when level >= 0.5")

@@ -120,3 +120,9 @@ def test_suites_declared_in_gin():
     extended = gin.get_configurable(noise.NoiseSuite)()
     assert len(extended.noises) == 14 and dict(extended.items())["uniform"] == (0.0, 0.5)
     assert all(len(levels) == 11 for name, levels in extended.items() if name not in ("rotation", "invert", "uniform"))
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotation_of_non_square_images_matches_numpy(degrees):
+    x = RNG.uniform(size=(2, 5, 7, 1)).astype(np.float32)
+    np.testing.assert_array_equal(run("rotation", degrees, images=x), np.rot90(x, degrees // 90, axes=(1, 2)))
