@@ -151,7 +151,7 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
     size, interp = model.input_shape[1], stats["interpolation"]
     background = stats["mean"] / 255.0
-    splits = pipeline.source.load()
+    splits = pipeline.splits if pipeline.splits is not None else pipeline.source.load()
     sets = {"test": _prepare_images(splits.test, size, interp, n_images)}
     if generalisation_dir is not None:
         if tuple(stats.get("classes", ())) != CIFAR10_CLASSES:

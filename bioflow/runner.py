@@ -40,6 +40,15 @@ def _versions():
                 python=platform.python_version())
 
 
+def _bound(key):
+    """The gin binding ``key`` as a JSON-friendly value, or None when it is not bound."""
+    try:
+        value = gin.query_parameter(key)
+    except ValueError:
+        return None
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
 def _save_model(model, path):
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         tmp_path = pathlib.Path(tmp) / path.name
@@ -82,7 +91,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     dist = make_strategy(strategy)
     chief = is_chief()
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
-    keras.utils.set_random_seed(trial_seed(seed, trial))
+    rng_seed = trial_seed(seed, trial)
+    keras.utils.set_random_seed(rng_seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     replicas = dist.num_replicas_in_sync
@@ -102,6 +112,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     if state.get("status") == "complete" and not (resume and epochs > state.get("epochs_completed", 0)):
         print(f"Run {run} is already complete ({state.get('epochs_completed')} epochs); "
               "pass --clean to start over, or --resume with more epochs to continue.")
+        if chief and not skip_test and not (run / "results" / "robustness.json").is_file():
+            evaluate(run, data=pipeline)  # an earlier evaluation failed or was interrupted
         return run
 
     stats = pipeline.prepare(shape[1])
@@ -132,7 +144,7 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
         rundir.write_json(run / "run.json", dict(
             state, status="running", model=model.name, label=label, trial=trial, seed=seed,
-            rng_seed=trial_seed(seed, trial), epochs=epochs, epochs_completed=start_epoch, data=stats,
+            rng_seed=rng_seed, weights=_bound("build_model.weights"), epochs=epochs, epochs_completed=start_epoch, data=stats,
             strategy=strategy, replicas=replicas, global_batch=global_batch, versions=_versions()))
     writer = tf.summary.create_file_writer(str(run / "logs")) if tensorboard and chief else None
 
@@ -154,7 +166,7 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        trainer.fit(lambda e: pipeline.train_dataset(global_batch, e, trial_seed(seed, trial)),
+        trainer.fit(lambda e: pipeline.train_dataset(global_batch, e, rng_seed),
                     pipeline.test_dataset(global_batch), epochs, steps, on_epoch_end, progress=progress)
     finally:
         for s, handler in previous.items():

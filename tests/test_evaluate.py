@@ -116,3 +116,17 @@ def test_cli_evaluate_and_its_errors(tiny_run, tmp_path):
     (tmp_path / "empty" / "operative_config.gin").write_text("")
     with pytest.raises(BioflowError, match="has no model.keras"):
         evaluate(tmp_path / "empty")
+
+
+def test_rerun_of_a_finished_unevaluated_run_evaluates_without_retraining(tmp_path, capsys):
+    config.parse(["quickstart"], TINY_TRAIN)  # skip_test = True
+    run = train(workdir=str(tmp_path))
+    assert not (run / "results").exists()
+    stamp = (run / "model.keras").stat().st_mtime_ns
+    config.parse(["quickstart"], TINY_TRAIN + ["train.skip_test = False", "evaluate.n_images = 16",
+                                               "NoiseSuite.noises = ['invert']"])
+    train(workdir=str(tmp_path))
+    assert "already complete" in capsys.readouterr().out
+    assert (run / "results" / "robustness.json").is_file()
+    assert (run / "model.keras").stat().st_mtime_ns == stamp
+    assert json.loads((run / "run.json").read_text())["weights"] is None

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from bioflow.data.augment import check_augmentation, make_augmenter
 from bioflow.data.preprocessing import CACHED_STATISTICS, check_interpolation, compute_statistics, normalise, resize
-from bioflow.data.sources import Synthetic, check_image_files
+from bioflow.data.sources import Synthetic, decode_checked
 from bioflow.errors import BioflowError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -49,9 +49,16 @@ class DataPipeline:
             mean, std = CACHED_STATISTICS[key]
             origin = "cached"
         else:
-            if self.splits.files is not None:
-                check_image_files(self.splits.files)
-            mean, std = compute_statistics(self._resized(self.splits.train).batch(256))
+            if self.splits.train_files is not None:
+                # Image folders: one eager pass decodes every file (naming any corrupt one) and
+                # gathers the training statistics on the way.
+                for path in self.splits.test_files:
+                    decode_checked(path)
+                batches = ((resize(decode_checked(p), image_size, self.interpolation)[None], None)
+                           for p in self.splits.train_files)
+            else:
+                batches = self._resized(self.splits.train).batch(256)
+            mean, std = compute_statistics(batches)
             origin = "computed"
         self.stats = dict(dataset=self.splits.name, interpolation=self.interpolation, image_size=image_size,
                           mean=mean, std=std, origin=origin, n_train=self.splits.n_train,

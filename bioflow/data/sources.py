@@ -33,8 +33,9 @@ class Splits:
     test: tf.data.Dataset
     n_train: int
     n_test: int
-    #: Files to check when the statistics pass decodes them (image folders), else None.
-    files: tuple = None
+    #: The image files of each split (image folders only), else None.
+    train_files: tuple = None
+    test_files: tuple = None
 
 
 @gin.register(module="bioflow")
@@ -157,7 +158,7 @@ class ImageFolder:
         raise BioflowError(f"Image folder {root} has no {' or '.join(repr(n + '/') for n in names)} folder.")
 
     def load(self):
-        """Index the files; decoding happens in the pipeline (and once in the statistics pass)."""
+        """Index the files; decoding happens in the pipeline (and in the statistics pass)."""
         root = pathlib.Path(self.path).expanduser()
         if not (root / "train").is_dir():
             raise BioflowError(f"Image folder {root} has no 'train/' folder (expected train/<class>/<image>).")
@@ -178,13 +179,12 @@ class ImageFolder:
         train, train_paths = ds(train_files)
         test, test_paths = ds(test_files)
         return Splits(self.name, classes, train, test, len(train_paths), len(test_paths),
-                      files=tuple(train_paths + test_paths))
+                      train_files=tuple(train_paths), test_files=tuple(test_paths))
 
 
-def check_image_files(paths):
-    """Decode every file once; raise naming the first that TensorFlow cannot decode."""
-    for path in paths:
-        try:
-            decode_image_file(path)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
-            raise BioflowError(f"Cannot decode image file {path}: {err.message.splitlines()[0]}") from err
+def decode_checked(path):
+    """:func:`decode_image_file`, raising an error that names a file TensorFlow cannot decode."""
+    try:
+        return decode_image_file(path)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as err:
+        raise BioflowError(f"Cannot decode image file {path}: {err.message.splitlines()[0]}") from err
