@@ -225,7 +225,7 @@ def _phase_scrambling(x, width, ctx):
     h, w = x.shape[1], x.shape[2]
     spectrum = tf.signal.rfft2d(x[..., 0])  # the half plane; irfft2d mirrors it conjugately
     shift = _half_plane_phase(ctx.uniform([h, w // 2 + 1], -math.radians(width), math.radians(width)), w)
-    scrambled = spectrum * tf.exp(tf.complex(tf.zeros_like(shift), shift))
+    scrambled = spectrum * tf.complex(tf.cos(shift), tf.sin(shift))  # e^{i·shift}; cheaper than tf.exp
     return tf.signal.irfft2d(scrambled, fft_length=[h, w])[..., None]
 
 
