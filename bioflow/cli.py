@@ -20,6 +20,12 @@ def gin_options(default_gin=()):
     return decorate
 
 
+def zoo_option(fn):
+    """``--zoo ROOT``: the local zoo (default $BIOFLOW_ZOO, ./zoo in a checkout, or the user cache)."""
+    return click.option("--zoo", "zoo_root", type=click.Path(file_okay=False), metavar="ROOT",
+                        help="Local zoo folder [$BIOFLOW_ZOO, ./zoo in a checkout, else ~/.cache/bioflow/zoo].")(fn)
+
+
 class BioflowGroup(click.Group):
     """Turns :class:`BioflowError` into one paragraph on stderr and exit code 2."""
 
@@ -60,7 +66,9 @@ def summary(gin_files, gin_params, as_json):
 @click.option("--resume", is_flag=True, default=None, help="Continue a finished run up to a larger train.epochs.")
 @click.option("--clean", is_flag=True, default=None, help="Delete the run directory and start over.")
 @click.option("--skip-test", is_flag=True, default=None, help="Do not evaluate robustness after training.")
-def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, clean, skip_test):
+@click.option("--publish", metavar="NAME[@VERSION]", help="Publish the finished run to the zoo [train.publish].")
+@zoo_option
+def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, clean, skip_test, publish, zoo_root):
     """Train a network declared in gin (default: the offline quickstart) into a run directory.
 
     Interrupted runs resume from their last completed epoch when the same command is rerun.
@@ -72,7 +80,7 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
         bindings.append(f"CIFAR10.data_dir = {data_dir!r}")
     config.parse(gin_files, bindings)
     given = dict(workdir=workdir, label=label, trial=trial, seed=seed, resume=resume, clean=clean,
-                 skip_test=skip_test)
+                 skip_test=skip_test, publish=publish, zoo=zoo_root)
     try:
         runner.train(**{k: v for k, v in given.items() if v is not None})
     except runner.Interrupted as err:
@@ -84,7 +92,13 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
 
 
 @main.command("evaluate")
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--zoo-entry", "--zoo", "entry", metavar="NAME[@VERSION]",
+              help="Evaluate a zoo entry instead of a run; results go to --out.")
+@click.option("--zoo-root", "zoo_root", type=click.Path(file_okay=False), metavar="ROOT",
+              help="Local zoo folder for --zoo [$BIOFLOW_ZOO, ./zoo in a checkout, else ~/.cache/bioflow/zoo].")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="With --zoo: the folder that receives results/ [runs/zoo/NAME_VERSION].")
 @gin_options()
 @click.option("--n-images", type=int, help="Evaluate on the first N test images [evaluate.n_images].")
 @click.option("--suite", type=click.Choice(["paper", "extended"]), help="Noise suite (gin/noise/<suite>.gin).")
@@ -93,21 +107,145 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
 @click.option("--perturb-generalisation", is_flag=True, default=None, help="Run the noise suite on CIFAR-10G too.")
 @click.option("--save-predictions", is_flag=True, default=None, help="Write per-image probabilities.")
 @click.option("--save-images", is_flag=True, default=None, help="Write a PNG grid of perturbed images per noise.")
-def evaluate_command(run_dir, gin_files, gin_params, n_images, suite, cifar10g, perturb_generalisation,
-                     save_predictions, save_images):
-    """Evaluate a trained run: clean accuracy, the noise suite and CIFAR-10G, into RUN_DIR/results/."""
+def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, suite, cifar10g,
+                     perturb_generalisation, save_predictions, save_images):
+    """Evaluate a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): clean accuracy, the
+    noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/)."""
     import pathlib
 
     from bioflow import config, evaluate
 
-    operative = pathlib.Path(run_dir) / "operative_config.gin"
-    if not operative.is_file():
-        raise BioflowError(f"{run_dir} has no operative_config.gin: it is not a bioflow run directory.")
+    if (run_dir is None) == (entry is None):
+        raise BioflowError("Give either a run directory or --zoo NAME[@VERSION], not both and not neither.")
+    loaded = None
+    if entry is not None:
+        from bioflow import zoo
+
+        model, card = zoo.load(entry, root=zoo_root)
+        folder = zoo.Zoo(zoo_root).path(card["name"], card["version"])
+        operative = folder / "operative_config.gin"
+        run_dir = out or str(pathlib.Path("runs") / "zoo" / f"{card['name']}_{card['version']}")
+        loaded = (model, zoo.loading.run_info(card))
+    else:
+        operative = pathlib.Path(run_dir) / "operative_config.gin"
+        if not operative.is_file():
+            raise BioflowError(f"{run_dir} has no operative_config.gin: it is not a bioflow run directory.")
     files = [str(operative)] + ([f"noise/{suite}"] if suite else []) + list(gin_files)
     config.parse(files, gin_params)
     given = dict(n_images=n_images, generalisation_dir=cifar10g, perturb_generalisation=perturb_generalisation,
                  save_predictions=save_predictions, save_images=save_images)
-    evaluate.evaluate(run_dir, **{k: v for k, v in given.items() if v is not None})
+    summary = evaluate.evaluate(run_dir, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
+    if entry is not None:
+        published = card.get("metrics", {}).get("clean_accuracy")
+        click.echo(f"{card['name']}@{card['version']}: clean accuracy {summary['clean_accuracy']:.4f}"
+                   + (f" (published: {published:.4f})" if published is not None else ""))
+
+
+@main.group(cls=BioflowGroup)
+def zoo():
+    """The model zoo: publish runs; list, show and verify entries; export; pull from a remote."""
+
+
+@zoo.command("publish")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", required=True, help="Entry name (letters, digits, '.', '_', '-').")
+@click.option("--version", "version", help="Semantic version [next minor version, or 1.0.0].")
+@zoo_option
+def zoo_publish(run_dir, name, version, zoo_root):
+    """Publish a finished run as NAME@VERSION (versions are immutable)."""
+    from bioflow import zoo as zoo_lib
+
+    click.echo(f"Published {zoo_lib.publish(run_dir, name, version, zoo_root)}")
+
+
+@zoo.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the cards as JSON.")
+@zoo_option
+def zoo_list(as_json, zoo_root):
+    """List the entries of the local zoo."""
+    from bioflow import zoo as zoo_lib
+
+    local = zoo_lib.Zoo(zoo_root)
+    cards = local.entries()
+    if as_json:
+        click.echo(json.dumps([{k: c.get(k) for k in ("name", "version", "created", "run", "architecture",
+                                                       "parameters", "metrics")} for c in cards], indent=2))
+        return
+    if not cards:
+        click.echo(f"The zoo at {local.root} is empty.")
+        return
+    click.echo(zoo_lib.listing(cards, {n: local.versions(n)[-1] for n in local.names()}))
+
+
+@zoo.command("show")
+@click.argument("spec", metavar="NAME[@VERSION]")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole card as JSON.")
+@zoo_option
+def zoo_show(spec, as_json, zoo_root):
+    """Show an entry's card."""
+    from bioflow import zoo as zoo_lib
+
+    local = zoo_lib.Zoo(zoo_root)
+    card = local.card(spec)
+    click.echo(json.dumps(card, indent=2) if as_json else zoo_lib.describe_card(card, local.path(
+        card["name"], card["version"])))
+
+
+@zoo.command("verify")
+@click.argument("spec", metavar="NAME[@VERSION]")
+@zoo_option
+def zoo_verify(spec, zoo_root):
+    """Re-hash every file of an entry against its card; exit 1 on any difference."""
+    from bioflow import zoo as zoo_lib
+
+    local = zoo_lib.Zoo(zoo_root)
+    name, version = local.resolve(spec)
+    problems = local.verify(f"{name}@{version}")
+    for problem in problems:
+        click.echo(f"{name}@{version}: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    files = len(local.card(f"{name}@{version}")["files"]) + 1
+    click.echo(f"{name}@{version}: OK ({files} files verified)")
+
+
+@zoo.command("export")
+@click.argument("dest")
+@click.argument("specs", nargs=-1, metavar="[NAME[@VERSION]]...")
+@zoo_option
+def zoo_export(dest, specs, zoo_root):
+    """Write entries (default: all) and an index.json to DEST, a static remote zoo."""
+    from bioflow import zoo as zoo_lib
+
+    index = zoo_lib.export(dest, specs, zoo_root)
+    count = sum(len(e["versions"]) for e in index["entries"].values())
+    click.echo(f"Exported {count} entr{'y' if count == 1 else 'ies'} to {dest}; serve that folder and pull "
+               f"with --remote.")
+
+
+@zoo.command("pull")
+@click.argument("spec", metavar="NAME[@VERSION]")
+@click.option("--remote", help="Remote zoo: http(s):// URL, gs:// URL or folder [pull.remote, $BIOFLOW_ZOO_REMOTE].")
+@gin_options()
+@zoo_option
+def zoo_pull(spec, remote, gin_files, gin_params, zoo_root):
+    """Download an entry from a remote zoo, verifying every sha256 before it appears."""
+    from bioflow import config, zoo as zoo_lib
+
+    config.parse(gin_files, gin_params)
+    bars = []
+
+    def on_start(label, total):
+        bars.append(click.progressbar(length=total, label=f"Pulling {label}", file=sys.stderr))
+        bars[0].__enter__()
+
+    try:
+        given = {"remote": remote} if remote else {}  # an explicit None would hide pull.remote from gin
+        zoo_lib.pull(spec, root=zoo_root, on_start=on_start, on_bytes=lambda n: bars[0].update(n) if bars else None,
+                     **given)
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
 
 
 @main.command()

@@ -26,6 +26,7 @@ import bioflow.evaluate  # noqa: F401  (registers evaluate)
 import bioflow.model  # noqa: F401  (registers build_model)
 import bioflow.noise  # noqa: F401  (registers NoiseSuite)
 import bioflow.runner  # noqa: F401  (registers train)
+import bioflow.zoo  # noqa: F401  (registers pull)
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 
 _CHECKOUT_GIN = pathlib.Path(__file__).resolve().parent.parent / "gin"

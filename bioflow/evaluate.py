@@ -127,9 +127,9 @@ def _replace_dir(tmp, final):
         shutil.rmtree(old, ignore_errors=True)
 
 
-@gin.configurable(module="bioflow")
+@gin.configurable(module="bioflow", denylist=["loaded"])
 def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=0, generalisation_dir=None,
-             perturb_generalisation=False, save_predictions=False, save_images=False, progress=None):
+             perturb_generalisation=False, save_predictions=False, save_images=False, progress=None, loaded=None):
     """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
 
     Args:
@@ -142,9 +142,13 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
         perturb_generalisation: also run the noise suite on each CIFAR-10G set.
         save_predictions: write ``predictions.csv`` (per-image probabilities).
         save_images: write a PNG grid of perturbed examples per noise under ``images/``.
+        loaded: ``(model, run_info)`` to evaluate instead of the run's (a zoo entry); ``run_dir``
+            then only receives ``results/``.
     """
     run = pathlib.Path(run_dir)
-    model, info = load_run(run)
+    if loaded is not None:
+        run.mkdir(parents=True, exist_ok=True)
+    model, info = loaded if loaded is not None else load_run(run)
     stats = info["data"]
     arch = describe(model)
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()

@@ -8,6 +8,7 @@ import pathlib
 import platform
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 
@@ -40,6 +41,21 @@ def _versions():
                 python=platform.python_version())
 
 
+def git_commit():
+    """The commit of the bioflow checkout this code runs from (``+dirty`` with local edits), or None."""
+    source = pathlib.Path(bioflow.__file__).resolve().parent.parent
+    if not (source / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
 def _bound(key):
     """The gin binding ``key`` as a JSON-friendly value, or None when it is not bound."""
     try:
@@ -56,11 +72,24 @@ def _save_model(model, path):
         os.replace(tmp_path, path)
 
 
+def _publish(run, spec, root):
+    from bioflow import zoo
+    from bioflow.zoo import naming
+
+    name, version = naming.parse_spec(spec)
+    existing = zoo.published_as(run, name, root)
+    if existing is not None:
+        print(f"This run is already in the zoo as {name}@{existing}.")
+        return
+    path = zoo.publish(run, name, None if version == naming.LATEST else version, root)
+    print(f"Published to the zoo: {path}")
+
+
 @gin.configurable(module="bioflow")
 def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_size=32, optimizer="RMSprop",
           learning_rate=1e-4, decay=1e-6, plateau_factor=0.2, plateau_patience=5, min_learning_rate=1e-8,
           data=None, strategy="default", mixed_precision=None, jit_compile=False, tensorboard=False,
-          deterministic_ops=False, clean=False, resume=False, skip_test=False, progress=None):
+          deterministic_ops=False, clean=False, resume=False, skip_test=False, publish=None, zoo=None, progress=None):
     """Train the network that ``build_model`` declares, on ``data``, into a run directory.
 
     Args:
@@ -79,6 +108,9 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         clean: delete the run directory and start over.
         resume: continue a finished run when ``epochs`` is larger than its epochs so far.
         skip_test: skip the robustness evaluation (``bioflow.evaluate.evaluate``) after training.
+        publish: ``'NAME'`` or ``'NAME@VERSION'``: publish the finished run to the zoo (a run already
+            published under NAME is not published again).
+        zoo: the zoo root for ``publish`` (default ``$BIOFLOW_ZOO``, ``./zoo`` in a checkout, or the cache).
     Returns:
         The run directory (a ``pathlib.Path``).
     """
@@ -88,6 +120,10 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("trial", trial)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BioflowError(f"train.{key} must be a positive integer, got {value!r}.")
+    if publish:
+        from bioflow.zoo import naming
+
+        naming.parse_spec(publish)  # a bad name fails now, not after training
     dist = make_strategy(strategy)
     chief = is_chief()
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
@@ -114,6 +150,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
               "pass --clean to start over, or --resume with more epochs to continue.")
         if chief and not skip_test and not (run / "results" / "robustness.json").is_file():
             evaluate(run, data=pipeline)  # an earlier evaluation failed or was interrupted
+        if chief and publish:
+            _publish(run, publish, zoo)
         return run
 
     stats = pipeline.prepare(shape[1])
@@ -145,7 +183,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         rundir.write_json(run / "run.json", dict(
             state, status="running", model=model.name, label=label, trial=trial, seed=seed,
             rng_seed=rng_seed, weights=_bound("build_model.weights"), epochs=epochs, epochs_completed=start_epoch, data=stats,
-            strategy=strategy, replicas=replicas, global_batch=global_batch, versions=_versions()))
+            strategy=strategy, replicas=replicas, global_batch=global_batch, versions=_versions(),
+            git_commit=git_commit()))
     writer = tf.summary.create_file_writer(str(run / "logs")) if tensorboard and chief else None
 
     def on_epoch_end(row):
@@ -190,6 +229,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
               + ("" if skip_test else ", results/")
               + (", logs/" if writer is not None else "")
               + f"\n  final val_accuracy {final.get('val_accuracy', float('nan')):.4f} after {len(history)} epochs")
+        if publish:
+            _publish(run, publish, zoo)
     else:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return run

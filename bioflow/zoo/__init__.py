@@ -1,0 +1,17 @@
+"""The versioned model zoo: publish runs, list and verify entries, export, pull and load.
+
+    model, card = bioflow.zoo.load("quickstart@1.0.0")
+
+Modules, in the order data flows: ``naming`` (safe names and versions), ``local`` (the zoo
+folder, its lock and catalogue), ``card`` (publishing a run), ``remote`` (export and verified
+pull), ``loading`` (entry → model).
+"""
+from bioflow.zoo import loading
+from bioflow.zoo.card import publish, published_as
+from bioflow.zoo.display import describe_card, listing
+from bioflow.zoo.loading import load
+from bioflow.zoo.local import Zoo, default_root
+from bioflow.zoo.remote import export, pull
+
+__all__ = ["Zoo", "default_root", "describe_card", "export", "listing", "load", "loading", "publish", "published_as",
+           "pull"]

@@ -1,0 +1,41 @@
+"""Loading zoo entries: ``bioflow.zoo.load("NAME[@VERSION]")`` → ``(model, card)``."""
+import json
+import os
+
+import keras
+
+import bioflow.model  # noqa: F401  (registers bioflow's layers for deserialisation)
+from bioflow.errors import BioflowError
+from bioflow.zoo.local import CARD, Zoo, sha256_file
+from bioflow.zoo.remote import ENV_REMOTE, pull
+
+
+def load(spec, root=None, remote=None):
+    """The model of a zoo entry, ready to predict, and its card.
+
+    The entry is pulled from ``remote`` (or ``$BIOFLOW_ZOO_REMOTE``) when it is not in the local
+    zoo. ``model.keras`` is checked against the card's sha256 and loaded with Keras' safe mode.
+    Inputs are ``[N, H, W, 1]`` luminance in 0..255, normalised with the card's statistics:
+    ``(x - card["data"]["mean"]) / card["data"]["std"]``.
+    """
+    zoo = Zoo(root)
+    try:
+        name, version = zoo.resolve(spec)
+    except BioflowError:
+        if not (remote or os.environ.get(ENV_REMOTE)):
+            raise
+        pull(spec, remote=remote, root=root)
+        name, version = zoo.resolve(spec)
+    folder = zoo.path(name, version)
+    card = json.loads((folder / CARD).read_text())
+    declared = card.get("files", {}).get("model.keras", {}).get("sha256")
+    if declared is None or sha256_file(folder / "model.keras") != declared:
+        raise BioflowError(f"{folder / 'model.keras'} does not match the sha256 in its card; run "
+                           f"`bioflow zoo verify {name}@{version}` and pull the entry again into a fresh zoo.")
+    model = keras.saving.load_model(folder / "model.keras", safe_mode=True)
+    return model, card
+
+
+def run_info(card):
+    """The ``run.json``-like dict that :func:`bioflow.evaluate.evaluate` needs, from a card."""
+    return dict(card.get("run", {}), data=card["data"], status="complete")

@@ -1,0 +1,234 @@
+"""The local zoo: a folder of immutable ``<name>/<version>/`` entries and its catalogue.
+
+    <root>/
+        catalogue.json            every entry on disk, rebuilt under the lock at each change
+        .lock                     the file lock that serialises publishers
+        .staging/                 entries being assembled (same file system, so a rename commits)
+        <name>/<version>/         model.keras  operative_config.gin  card.json  history.csv  results/
+
+The folders are the truth: an entry exists when ``<name>/<version>/card.json`` does, and only a
+rename makes it appear. The catalogue is derived from them, so it never lists an entry that is
+not there.
+"""
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import stat
+import tempfile
+
+from bioflow.errors import BioflowError, choices
+from bioflow.training.rundir import atomic_write
+from bioflow.zoo import naming
+
+CATALOGUE = "catalogue.json"
+CARD = "card.json"
+FORMAT = "bioflow-zoo/1"
+ENV_ROOT = "BIOFLOW_ZOO"
+
+
+def default_root():
+    """``$BIOFLOW_ZOO``, else ``./zoo`` when it holds a catalogue (a checkout), else the user cache."""
+    if os.environ.get(ENV_ROOT):
+        return pathlib.Path(os.environ[ENV_ROOT]).expanduser()
+    local = pathlib.Path("zoo")
+    if (local / CATALOGUE).is_file():
+        return local
+    cache = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(cache) / "bioflow" / "zoo"
+
+
+def sha256_file(path, chunk=1 << 20):
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Zoo:
+    """A local zoo rooted at ``root`` (default :func:`default_root`)."""
+
+    def __init__(self, root=None):
+        self.root = pathlib.Path(root).expanduser() if root is not None else default_root()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def names(self):
+        """Entry names with at least one version, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and self.versions(p.name))
+
+    def versions(self, name):
+        """Published versions of ``name``, oldest first."""
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        found = []
+        for p in folder.iterdir():
+            try:
+                naming.check_version(p.name)
+            except BioflowError:
+                continue
+            if (p / CARD).is_file():
+                found.append(p.name)
+        return sorted(found, key=naming.version_key)
+
+    def resolve(self, spec):
+        """``(name, version)`` of an existing entry for ``'NAME[@VERSION]'`` (``latest`` = highest)."""
+        name, version = naming.parse_spec(spec)
+        versions = self.versions(name)
+        if not versions:
+            known = self.names()
+            raise BioflowError(f"No entry {name!r} in the zoo at {self.root}; "
+                               + (f"entries are {choices(known)}." if known else "the zoo is empty.")
+                               + " Pull it with `bioflow zoo pull` or publish a run with `bioflow zoo publish`.")
+        if version == naming.LATEST:
+            return name, versions[-1]
+        if version not in versions:
+            raise BioflowError(f"{name!r} has no version {version!r} in {self.root}; versions are "
+                               f"{choices(versions)}.")
+        return name, version
+
+    def path(self, name, version):
+        return self.root / naming.check_name(name) / naming.check_version(version)
+
+    def card(self, spec):
+        """The ``card.json`` of an entry, as a dict."""
+        name, version = self.resolve(spec)
+        return json.loads((self.path(name, version) / CARD).read_text())
+
+    def entries(self):
+        """Every card, sorted by name then version."""
+        return [json.loads((self.path(n, v) / CARD).read_text()) for n in self.names() for v in self.versions(n)]
+
+    def verify(self, spec):
+        """Re-hash every file of an entry. Returns a list of problems (empty when it is intact)."""
+        name, version = self.resolve(spec)
+        folder = self.path(name, version)
+        card = json.loads((folder / CARD).read_text())
+        problems = []
+        recorded = self._catalogue().get("entries", {}).get(name, {}).get("versions", {}).get(version, {})
+        card_hash = recorded.get("card", {}).get("sha256")
+        if card_hash and sha256_file(folder / CARD) != card_hash:
+            problems.append(f"{CARD}: sha256 differs from the catalogue's")
+        declared = card.get("files", {})
+        for rel, meta in sorted(declared.items()):
+            path = folder / rel
+            if not path.is_file():
+                problems.append(f"{rel}: missing")
+            elif path.stat().st_size != meta["size"]:
+                problems.append(f"{rel}: {path.stat().st_size} bytes, the card says {meta['size']}")
+            elif sha256_file(path) != meta["sha256"]:
+                problems.append(f"{rel}: sha256 differs from the card's")
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder).as_posix()
+            if path.is_file() and rel != CARD and rel not in declared:
+                problems.append(f"{rel}: not listed in the card")
+        return problems
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self):
+        """An exclusive lock on the zoo (``fcntl.flock`` on ``<root>/.lock``)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def staging(self, prefix):
+        """A temporary folder on the zoo's file system, removed on exit unless it was committed."""
+        base = self.root / ".staging"
+        base.mkdir(parents=True, exist_ok=True)
+        folder = pathlib.Path(tempfile.mkdtemp(dir=base, prefix=prefix))
+        try:
+            yield folder
+        finally:
+            if folder.exists():
+                _make_writable(folder)
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def commit(self, staged, name, version=None):
+        """Move a staged entry into place as ``name@version`` and refresh the catalogue.
+
+        ``version=None`` takes the next free version under the lock (and writes it into the staged
+        card), so concurrent publishers never collide. An existing version is refused: versions
+        are immutable. The files become read-only.
+        """
+        with self.lock():
+            if version is None:
+                version = naming.next_version(self.versions(name))
+                card = json.loads((staged / CARD).read_text())
+                (staged / CARD).write_text(json.dumps(dict(card, version=version), indent=2) + "\n")
+            target = self.path(name, version)
+            if target.exists():
+                raise self.taken(name, version)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for path in staged.rglob("*"):
+                if path.is_file():
+                    path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.rename(staged, target)
+            self._write_catalogue()
+        return target
+
+    def taken(self, name, version):
+        """The error for publishing a version that exists."""
+        return BioflowError(f"{name}@{version} is already in the zoo at {self.root}, and versions are immutable. "
+                            f"Publish a new version (next free: {naming.next_version(self.versions(name))}).")
+
+    def _catalogue(self):
+        path = self.root / CATALOGUE
+        try:
+            return json.loads(path.read_text()) if path.is_file() else {}
+        except json.JSONDecodeError:
+            return {}
+
+    def _write_catalogue(self):
+        """Rebuild ``catalogue.json`` from the entry folders (call with the lock held)."""
+        old = self._catalogue().get("entries", {})
+        atomic_write(self.root / CATALOGUE, json.dumps(catalogue_of(self, old), indent=2) + "\n")
+
+
+def catalogue_of(zoo, previous=None):
+    """The index of ``zoo`` (the local catalogue and a remote's ``index.json`` share it).
+
+    ``previous`` supplies card hashes already recorded, so a card edited in place after
+    publishing keeps its original hash and ``verify`` catches the edit.
+    """
+    previous = previous or {}
+    entries = {}
+    for name in zoo.names():
+        versions = {}
+        for version in zoo.versions(name):
+            folder = zoo.path(name, version)
+            card = json.loads((folder / CARD).read_text())
+            known = previous.get(name, {}).get("versions", {}).get(version, {}).get("card")
+            card_meta = known or dict(sha256=sha256_file(folder / CARD), size=(folder / CARD).stat().st_size)
+            metrics = card.get("metrics") or {}
+            versions[version] = dict(created=card.get("created"), model=card.get("run", {}).get("model"),
+                                     clean_accuracy=metrics.get("clean_accuracy"), card=card_meta,
+                                     size=card_meta["size"] + sum(f["size"] for f in card.get("files", {}).values()))
+        entries[name] = dict(latest=max(versions, key=naming.version_key), versions=versions)
+    return {"format": FORMAT, "entries": entries}
+
+
+def _make_writable(folder):
+    for path in [folder, *folder.rglob("*")]:
+        with contextlib.suppress(OSError):
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)

@@ -1,0 +1,238 @@
+"""Remote zoos: ``export`` writes one, ``pull`` downloads verified entries from one.
+
+A remote zoo is static files that any HTTP server, bucket or folder can host::
+
+    <remote>/index.json                  the catalogue: per entry and version, card sha256 and size
+    <remote>/<name>/<version>/card.json  per file: sha256 and size
+    <remote>/<name>/<version>/<file>     model.keras, operative_config.gin, history.csv, results/…
+
+``pull`` trusts nothing it has not checked: names and paths are validated, every download is
+capped at the size the index or card declares and verified by sha256, and the entry is
+assembled in the local zoo's staging folder, so it appears (by a rename) only when whole.
+"""
+import http.client
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import gin
+import tensorflow as tf
+
+from bioflow.errors import BioflowError, choices
+from bioflow.training.rundir import atomic_write
+from bioflow.zoo import naming
+from bioflow.zoo.local import CARD, Zoo, catalogue_of, sha256_file
+
+INDEX = "index.json"
+ENV_REMOTE = "BIOFLOW_ZOO_REMOTE"
+MAX_INDEX_BYTES = 16 << 20
+SCHEMES = ("http", "https", "gs", "file")
+_CHUNK = 1 << 20
+_TIMEOUT = 60
+
+
+# -- export ------------------------------------------------------------------------------------
+
+def export(dest, specs=(), root=None):
+    """Write the entries ``specs`` (default: all) of the local zoo and an ``index.json`` to ``dest``.
+
+    ``dest`` is a folder or any ``tf.io.gfile`` URL (``gs://…``). Files are written before the
+    index, so a reader never sees an index naming files that are not there yet.
+    Returns the index.
+    """
+    zoo = Zoo(root)
+    chosen = sorted({zoo.resolve(s) for s in specs}) if specs else [(n, v) for n in zoo.names()
+                                                                   for v in zoo.versions(n)]
+    if not chosen:
+        raise BioflowError(f"The zoo at {zoo.root} is empty: nothing to export.")
+    problems = {f"{n}@{v}": zoo.verify(f"{n}@{v}") for n, v in chosen}
+    bad = {k: p for k, p in problems.items() if p}
+    if bad:
+        raise BioflowError("Refusing to export entries that fail verification: "
+                           + "; ".join(f"{k}: {', '.join(p)}" for k, p in bad.items()))
+    full = catalogue_of(zoo, zoo._catalogue().get("entries"))
+    index = {"format": full["format"], "entries": {}}
+    for name, version in chosen:
+        entry = index["entries"].setdefault(name, {"versions": {}})
+        entry["versions"][version] = full["entries"][name]["versions"][version]
+        entry["latest"] = max(entry["versions"], key=naming.version_key)
+        folder = zoo.path(name, version)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                target = _join(dest, name, version, path.relative_to(folder).as_posix())
+                tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+                tf.io.gfile.copy(str(path), target, overwrite=True)
+    _write(_join(dest, INDEX), json.dumps(index, indent=2) + "\n")
+    return index
+
+
+def _join(base, *parts):
+    return "/".join([str(base).rstrip("/")] + [urllib.parse.quote(p) if _is_http(base) else p for p in parts])
+
+
+def _write(url, text):
+    if "://" in url and not url.startswith("file://"):
+        with tf.io.gfile.GFile(url, "w") as f:
+            f.write(text)
+    else:
+        atomic_write(url.removeprefix("file://"), text)
+
+
+# -- fetching --------------------------------------------------------------------------------
+
+def _is_http(url):
+    return str(url).startswith(("http://", "https://"))
+
+
+def check_remote(url):
+    """Return ``url`` if its scheme is supported (http, https, gs, file or a plain path)."""
+    scheme = urllib.parse.urlparse(str(url)).scheme
+    if "://" in str(url) and scheme not in SCHEMES:
+        raise BioflowError(f"Remote zoo {url!r} has an unsupported scheme {scheme!r}; valid schemes are "
+                           f"{choices(SCHEMES)}, or a folder path.")
+    return str(url)
+
+
+class _SameSchemeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects only to the same scheme (no https → http downgrade, no file://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlparse(req.full_url).scheme, urllib.parse.urlparse(newurl).scheme
+        if new != old:
+            raise BioflowError(f"Refusing a redirect from {req.full_url} to {newurl}: it changes the scheme "
+                               f"from {old!r} to {new!r}.")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameSchemeRedirects)
+
+
+def fetch(url, max_bytes, out=None, on_bytes=None):
+    """Download ``url`` (at most ``max_bytes``) into the file object ``out``, or return the bytes.
+
+    Raises when the response is larger than ``max_bytes``, cut short, or the transfer fails.
+    """
+    chunks = []
+    sink = out.write if out is not None else chunks.append
+    received = 0
+    try:
+        if _is_http(url):
+            stream = _OPENER.open(urllib.request.Request(url, headers={"User-Agent": "bioflow"}), timeout=_TIMEOUT)
+            length = stream.headers.get("Content-Length")
+            if length is not None and int(length) > max_bytes:
+                stream.close()
+                raise BioflowError(f"{url} is {int(length)} bytes, more than the {max_bytes} the zoo declares.")
+        else:
+            path = url.removeprefix("file://")
+            if not tf.io.gfile.exists(path):
+                raise BioflowError(f"{url} does not exist.")
+            stream = tf.io.gfile.GFile(path, "rb")
+        with stream:
+            while block := stream.read(min(_CHUNK, max_bytes + 1 - received)):
+                received += len(block)
+                if received > max_bytes:
+                    raise BioflowError(f"{url} is larger than the {max_bytes} bytes the zoo declares.")
+                sink(block)
+                if on_bytes is not None:
+                    on_bytes(len(block))
+    except (urllib.error.URLError, http.client.HTTPException, OSError, tf.errors.OpError, ValueError) as err:
+        if isinstance(err, BioflowError):
+            raise
+        raise BioflowError(f"Download of {url} failed: {err}") from err
+    return b"".join(chunks) if out is None else received
+
+
+def read_index(remote):
+    """The ``index.json`` of a remote zoo, with every name and version checked."""
+    raw = fetch(_join(remote, INDEX), MAX_INDEX_BYTES)
+    try:
+        index = json.loads(raw)
+        entries = index["entries"]
+        for name, entry in entries.items():
+            naming.check_name(name, what="Index entry name")
+            for version, meta in entry["versions"].items():
+                naming.check_version(version, what=f"Index version of {name!r}")
+                int(meta["card"]["size"]), str(meta["card"]["sha256"])
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        if isinstance(err, BioflowError):
+            raise BioflowError(f"{_join(remote, INDEX)}: {err}") from err
+        raise BioflowError(f"{_join(remote, INDEX)} is not a bioflow zoo index ({err!r}).") from err
+    return index
+
+
+def default_remote(remote=None):
+    """``remote``, else the gin binding ``pull.remote``, else ``$BIOFLOW_ZOO_REMOTE``."""
+    remote = remote or os.environ.get(ENV_REMOTE)
+    if not remote:
+        raise BioflowError("No remote zoo given: pass --remote URL, bind pull.remote in gin, or set "
+                           f"${ENV_REMOTE}.")
+    return check_remote(remote)
+
+
+def _verified_download(url, meta, target, on_bytes):
+    size, digest = int(meta["size"]), str(meta["sha256"])
+    with open(target, "wb") as f:
+        received = fetch(url, size, out=f, on_bytes=on_bytes)
+    if received != size:
+        raise BioflowError(f"{url} was cut short: {received} of {size} bytes.")
+    if sha256_file(target) != digest:
+        raise BioflowError(f"{url} failed verification: its sha256 differs from the one the zoo declares. "
+                           "Nothing was installed.")
+
+
+@gin.configurable(module="bioflow", denylist=["spec", "root", "on_bytes", "on_start"])
+def pull(spec, remote=None, root=None, on_bytes=None, on_start=None):
+    """Download ``NAME[@VERSION]`` from a remote zoo into the local zoo, verified; returns its folder.
+
+    Args:
+        spec: the entry, ``NAME`` (latest) or ``NAME@VERSION``.
+        remote: the remote zoo (http(s) URL, gs:// URL or folder); default ``$BIOFLOW_ZOO_REMOTE``.
+        root: the local zoo (default :func:`bioflow.zoo.local.default_root`).
+        on_bytes: called with each chunk's size (a progress bar).
+        on_start: called once with ``(label, total bytes)`` before the download.
+    """
+    remote = default_remote(remote)
+    zoo = Zoo(root)
+    name, version = naming.parse_spec(spec)
+    index = read_index(remote)
+    if name not in index["entries"]:
+        raise BioflowError(f"The remote zoo {remote} has no entry {name!r}; it has "
+                           f"{choices(index['entries']) if index['entries'] else 'none'}.")
+    versions = index["entries"][name]["versions"]
+    if version == naming.LATEST:
+        version = max(versions, key=naming.version_key)
+    if version not in versions:
+        raise BioflowError(f"The remote zoo {remote} has no {name}@{version}; versions are {choices(versions)}.")
+    card_meta = versions[version]["card"]
+    if version in zoo.versions(name):
+        if sha256_file(zoo.path(name, version) / CARD) == card_meta["sha256"]:
+            print(f"{name}@{version} is already in the zoo at {zoo.root}.")
+            return zoo.path(name, version)
+        raise BioflowError(f"{name}@{version} is already in the zoo at {zoo.root} with different contents; "
+                           "versions are immutable. Use another local zoo (--zoo) to pull this one.")
+    base = _join(remote, name, version)
+    with zoo.staging(f"pull-{name}-") as folder:
+        _verified_download(_join(base, CARD), card_meta, folder / CARD, None)
+        card = json.loads((folder / CARD).read_text())
+        if card.get("name") != name or card.get("version") != version:
+            raise BioflowError(f"{_join(base, CARD)} describes {card.get('name')}@{card.get('version')}, "
+                               f"not {name}@{version}.")
+        files = card.get("files")
+        if not isinstance(files, dict) or "model.keras" not in files:
+            raise BioflowError(f"{_join(base, CARD)} lists no model.keras.")
+        for rel in files:
+            naming.check_relative_path(rel, what=f"{name}@{version}: file")
+            if rel == CARD:
+                raise BioflowError(f"{name}@{version}: the card lists itself.")
+        total = sum(int(m["size"]) for m in files.values())
+        if on_start is not None:
+            on_start(f"{name}@{version}", total)
+        for rel, meta in sorted(files.items()):
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _verified_download(_join(base, *rel.split("/")), meta, target, on_bytes)
+        path = zoo.commit(folder, name, version)
+    print(f"Pulled {name}@{version} from {remote} into {path} ({total:,} bytes, every sha256 verified).")
+    return path
