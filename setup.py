@@ -1,9 +1,32 @@
 """bioflow: declarative, gin-configured TensorFlow/Keras framework for bio-inspired CNNs."""
 import pathlib
+import subprocess
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 HERE = pathlib.Path(__file__).parent
+
+
+def git_commit():
+    """The source tree's commit (``+dirty`` with local edits), or None outside a git checkout."""
+    try:
+        run = dict(cwd=HERE, capture_output=True, text=True, timeout=10, check=True)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+class BuildPyWithCommit(build_py):
+    """Records the git commit of the source in ``bioflow/_build.py``, for zoo cards."""
+
+    def run(self):
+        super().run()
+        target = pathlib.Path(self.build_lib) / "bioflow" / "_build.py"
+        target.write_text(f"COMMIT = {git_commit()!r}\n")
+
 
 setup(
     name="bioflow",
@@ -33,4 +56,5 @@ setup(
     ],
     extras_require={"test": ["pytest>=7", "scipy"]},  # scipy: the reference blur in the noise tests
     entry_points={"console_scripts": ["bioflow = bioflow.cli:main"]},
+    cmdclass={"build_py": BuildPyWithCommit},
 )

@@ -42,10 +42,18 @@ def _versions():
 
 
 def git_commit():
-    """The commit of the bioflow checkout this code runs from (``+dirty`` with local edits), or None."""
+    """The commit bioflow was installed from (``+dirty`` with local edits), or None when unknown.
+
+    A source checkout (an editable install) asks git; a built install reads ``bioflow/_build.py``,
+    which ``setup.py`` writes at build time.
+    """
     source = pathlib.Path(bioflow.__file__).resolve().parent.parent
     if not (source / ".git").exists():
-        return None
+        try:
+            from bioflow._build import COMMIT
+        except ImportError:
+            return None
+        return COMMIT
     try:
         commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()

@@ -5,6 +5,7 @@ import hashlib
 import http.server
 import json
 import pathlib
+import re
 import shutil
 import stat
 import subprocess
@@ -181,6 +182,8 @@ def test_train_publishes_with_a_complete_card(published):
     assert card["name"] == "tiny" and card["version"] == "1.0.0"
     assert set(card["versions"]) >= {"bioflow", "tensorflow", "keras"}
     assert card["git_commit"] == run_info["git_commit"]
+    if (pathlib.Path(__file__).resolve().parents[1] / ".git").exists():  # installed from a git checkout
+        assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", card["git_commit"]), card["git_commit"]
     assert card["data"] == run_info["data"] and card["data"]["dataset"] == "synthetic"
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert card["parameters"]["total_params"] == model.count_params()
