@@ -54,7 +54,8 @@ setup(
         "numpy",
         "h5py",
     ],
-    extras_require={"test": ["pytest>=7", "scipy"]},  # scipy: the reference blur in the noise tests
+    # scipy: the reference blur in the noise tests; playwright: drives Debian's chromium in the report tests.
+    extras_require={"test": ["pytest>=7", "scipy", "playwright>=1.40"]},
     entry_points={"console_scripts": ["bioflow = bioflow.cli:main"]},
     cmdclass={"build_py": BuildPyWithCommit},
 )

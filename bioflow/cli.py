@@ -1,5 +1,6 @@
 """The ``bioflow`` command line."""
 import json
+import pathlib
 import sys
 
 import click
@@ -111,8 +112,6 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
                      perturb_generalisation, save_predictions, save_images):
     """Evaluate a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): clean accuracy, the
     noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/)."""
-    import pathlib
-
     from bioflow import config, evaluate
 
     if (run_dir is None) == (entry is None):
@@ -246,6 +245,29 @@ def zoo_pull(spec, remote, gin_files, gin_params, zoo_root):
     finally:
         if bars:
             bars[0].__exit__(None, None, None)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, metavar="[NAME[@VERSION]]...")
+@click.option("--label", help="Report the entries trained with this experiment label.")
+@click.option("--all", "all_entries", is_flag=True, help="Report the latest version of every entry.")
+@click.option("--reference", metavar="NAME",
+              help="Model or entry the AUC ratios divide by [the 'original' model of each base].")
+@click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="The HTML file; its tables go to <stem>_data/ beside it.")
+@click.option("--png", "png_dir", type=click.Path(file_okay=False), help="Also write every chart as PNG here.")
+@zoo_option
+def report(specs, label, all_entries, reference, out, png_dir, zoo_root):
+    """Build an offline HTML robustness dashboard from zoo entries."""
+    from bioflow.report import build_report
+
+    data = build_report(out, zoo_root, specs, label, all_entries, reference, png_dir)
+    for problem in data.problems:
+        click.echo(f"Note: {problem}", err=True)
+    n = len(data.entries)
+    click.echo(f"Report of {n} entr{'y' if n == 1 else 'ies'} written to {out} (tables in "
+               f"{pathlib.Path(out).parent / (pathlib.Path(out).stem + '_data')}"
+               + (f", charts as PNG in {png_dir}" if png_dir else "") + ").")
 
 
 @main.command()

@@ -1,0 +1,81 @@
+"""Robustness dashboards: zoo entries → one offline HTML file (``bioflow report``).
+
+``collect`` builds the tidy tables, ``charts`` the Altair charts, ``page`` the HTML. The data of
+every chart is also written as CSV beside the HTML, and optionally every chart as PNG.
+"""
+import datetime
+import pathlib
+
+import altair as alt
+
+from bioflow.report import charts, collect as collect_lib, page
+from bioflow.training.rundir import atomic_write
+
+
+def _chart_specs(data):
+    """``{chart id: (heading, Vega-Lite dict)}`` of the charts that have data."""
+    specs = {}
+    with alt.data_transformers.disable_max_rows():
+        for cid, heading, build, table in charts.CHARTS:
+            chart = build(getattr(data, table))
+            if chart is not None:
+                specs[cid] = (heading, chart.to_dict())
+    return specs
+
+
+def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, reference=None, png_dir=None):
+    """Write the report of the chosen zoo entries to ``out`` (HTML); returns the :class:`ReportData`.
+
+    Beside ``out``, ``<stem>_data/`` receives one CSV per table. ``png_dir`` also receives every
+    chart as PNG. Entries that lack results are named in the page and in the return value's
+    ``problems``; the rest still renders.
+    """
+    import vl_convert
+
+    data = collect_lib.collect(zoo_root, specs, label, all_entries, reference)
+    out = pathlib.Path(out)
+    chart_specs = _chart_specs(data)
+    problems = list(data.problems)
+    empty = {"curves": "perturbation curves", "aucs": "AUC heat map", "ratios": "AUC ratios",
+             "generalisation": "CIFAR-10G bars", "history": "learning curves"}
+    for cid, heading, _, table in charts.CHARTS:
+        if cid not in chart_specs:
+            problems.append(f"{heading}: no entry has the data for the {empty[table]}.")
+
+    kernels = {}
+    for entry in data.entries:
+        bank = collect_lib.kernels(entry)
+        if bank:
+            kernels[entry.spec] = bank
+    first_per_model = {}
+    for entry in data.entries:
+        first_per_model.setdefault(entry.model, entry)
+    examples = {e.spec: collect_lib.example_images(e) for e in first_per_model.values()}
+    configs = {e.spec: collect_lib.operative_config(e) for e in data.entries}
+
+    sections = [("models", "Models", page.models_table_html(data.models))]
+    for cid, (heading, _) in chart_specs.items():
+        note = ""
+        if cid == "auc_ratio" and data.reference:
+            note = "<p>Reference per base: " + ", ".join(f"{b}: {r}" for b, r in data.reference.items()) + ".</p>"
+        sections.append((f"section-{cid}", heading, f'{note}<div class="chart" id="{cid}"></div>'))
+    sections += [("kernels", "Filter-bank kernels", page.kernel_gallery(kernels)),
+                 ("examples", "Perturbed examples", page.example_gallery(examples)),
+                 ("configs", "Operative configs", page.config_sections(data.entries, configs))]
+    entries = ", ".join(e.spec for e in data.entries)
+    subtitle = (f"{len(data.entries)} zoo entries ({entries}); made "
+                f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Chance accuracy is {collect_lib.CHANCE}.")
+    html = page.render("bioflow robustness report", subtitle, sections,
+                       {cid: spec for cid, (_, spec) in chart_specs.items()}, problems,
+                       vl_convert.javascript_bundle())
+    data.problems = problems
+
+    data_dir = out.parent / f"{out.stem}_data"
+    for name, table in data.tables().items():
+        atomic_write(data_dir / f"{name}.csv", table.to_csv(index=False))
+    if png_dir is not None:
+        png_dir = pathlib.Path(png_dir)
+        for cid, (_, spec) in chart_specs.items():
+            atomic_write(png_dir / f"{cid}.png", vl_convert.vegalite_to_png(spec, scale=2))
+    atomic_write(out, html)
+    return data

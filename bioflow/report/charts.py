@@ -1,0 +1,128 @@
+"""Altair charts of a report, one function per chart, each fed by one tidy table.
+
+Colour is the filter bank (``Convolution``), stroke dash the base network. A click on the
+``Model`` legend highlights that model in the perturbation curves.
+"""
+import altair as alt
+import pandas as pd
+
+from bioflow.report.collect import CHANCE
+
+#: Noises whose level axis is logarithmic, and those whose axis runs from high to low.
+LOG_LEVELS = ("high_pass", "low_pass", "contrast")
+REVERSED_LEVELS = ("high_pass", "contrast", "darken")
+WIDTH, HEIGHT = 220, 160
+
+
+def _colour():
+    return alt.Color("Convolution:N", title="filter bank", scale=alt.Scale(scheme="category10"),
+                     legend=alt.Legend(symbolOpacity=1))
+
+
+def _dash():
+    return alt.StrokeDash("Base:N", title="base")
+
+
+def perturbation_curves(curves):
+    """Accuracy against level, one panel per noise: mean over trials, 95% band, chance line."""
+    if curves.empty:
+        return None
+    highlight = alt.selection_point(fields=["Model"], bind="legend", name="model")
+    panels = []
+    for noise in curves["Noise"].drop_duplicates():
+        data = curves[curves["Noise"] == noise]
+        log = noise in LOG_LEVELS
+        if log:
+            data = data[data["Level"] > 0]  # a log axis cannot show level 0
+        x = alt.X("Level:Q", title=f"{noise} level",
+                  scale=alt.Scale(type="log" if log else "linear", reverse=noise in REVERSED_LEVELS, nice=False))
+        base = alt.Chart(data).encode(x=x)
+        tooltip = ["Model:N", "Convolution:N", "Base:N", alt.Tooltip("Level:Q", format=".4g"),
+                   alt.Tooltip("Accuracy:Q", format=".3f"), alt.Tooltip("Lower:Q", format=".3f"),
+                   alt.Tooltip("Upper:Q", format=".3f"), "Trials:Q"]
+        opacity = alt.condition(highlight, alt.value(1.0), alt.value(0.15))
+        band = base.mark_area(opacity=0.2).encode(y=alt.Y("Lower:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+                                                   y2="Upper:Q", color=_colour(), detail="Model:N")
+        line = base.mark_line(point=True).encode(
+            y=alt.Y("Accuracy:Q", scale=alt.Scale(domain=[0, 1])), color=_colour(), strokeDash=_dash(),
+            shape=alt.Shape("Model:N", title="model (click to highlight)"), opacity=opacity, tooltip=tooltip)
+        chance = alt.Chart(pd.DataFrame({"chance": [CHANCE]})).mark_rule(color="grey", strokeDash=[2, 2]).encode(
+            y="chance:Q", tooltip=alt.Tooltip("chance:Q", title="chance"))
+        panel = alt.layer(band, line, chance).properties(title=noise, width=WIDTH, height=HEIGHT)
+        panels.append(panel.add_params(highlight) if not panels else panel)
+    return alt.concat(*panels, columns=4)
+
+
+def auc_heatmap(aucs):
+    """Mean AUC per model and noise as a heat-map table; colour is the AUC relative to the best model."""
+    if aucs.empty:
+        return None
+    mean = aucs.groupby(["Model", "Noise"], sort=False)["AUC"].mean().reset_index()
+    mean["Relative"] = mean["AUC"] / mean.groupby("Noise")["AUC"].transform("max")
+    base = alt.Chart(mean).encode(x=alt.X("Noise:N", title=None, sort=None), y=alt.Y("Model:N", title=None))
+    cells = base.mark_rect().encode(
+        color=alt.Color("Relative:Q", title="AUC / best", scale=alt.Scale(scheme="viridis", domain=[0, 1])),
+        tooltip=["Model:N", "Noise:N", alt.Tooltip("AUC:Q", format=".4g"), alt.Tooltip("Relative:Q", format=".2f")])
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("AUC:Q", format=".3g"),
+        color=alt.condition(alt.datum.Relative > 0.5, alt.value("black"), alt.value("white")))
+    return alt.layer(cells, text).properties(width=alt.Step(70), height=alt.Step(24), title="AUC per noise")
+
+
+def auc_ratio_bars(ratios):
+    """AUC ratio to the reference model, per noise, with the 1.0 line."""
+    if ratios.empty:
+        return None
+    bars = alt.Chart().mark_bar().encode(
+        x=alt.X("Model:N", title=None, axis=alt.Axis(labelAngle=-40)), y=alt.Y("Ratio:Q", title="AUC / reference"),
+        color=_colour(),
+        tooltip=["Model:N", "Noise:N", "ReferenceModel:N", alt.Tooltip("Ratio:Q", format=".3f"),
+                 alt.Tooltip("AUC:Q", format=".4g"), alt.Tooltip("Reference:Q", format=".4g")])
+    one = alt.Chart().mark_rule(color="black", strokeDash=[4, 3]).encode(y=alt.datum(1.0))
+    return alt.layer(bars, one, data=ratios).properties(width=alt.Step(22), height=HEIGHT).facet(
+        facet=alt.Facet("Noise:N", title=None, sort=None), columns=5)
+
+
+def generalisation_bars(generalisation):
+    """Accuracy per CIFAR-10G set, normal and inverted, with 95% error bars over trials."""
+    if generalisation.empty:
+        return None
+    data = generalisation.assign(Images=generalisation["Inverted"].map({True: "inverted", False: "normal"}))
+    base = alt.Chart().encode(x=alt.X("Type:N", title=None), xOffset="Model:N")
+    bars = base.mark_bar().encode(
+        y=alt.Y("Accuracy:Q", scale=alt.Scale(domain=[0, 1])), color=_colour(),
+        tooltip=["Model:N", "Type:N", "Images:N", alt.Tooltip("Accuracy:Q", format=".3f"),
+                 alt.Tooltip("Lower:Q", format=".3f"), alt.Tooltip("Upper:Q", format=".3f"), "Trials:Q"])
+    errors = base.mark_errorbar(ticks=True).encode(y="Lower:Q", y2="Upper:Q")
+    chance = alt.Chart().mark_rule(color="grey", strokeDash=[2, 2]).encode(y=alt.datum(CHANCE))
+    return alt.layer(bars, errors, chance, data=data).properties(width=260, height=HEIGHT).facet(
+        column=alt.Column("Images:N", title=None))
+
+
+def learning_curves(history):
+    """Loss and accuracy per epoch, training and validation, one row per model."""
+    if history.empty or "loss" not in history:
+        return None
+    frames = []
+    for metric in ("loss", "accuracy"):
+        for prefix, split in (("", "training"), ("val_", "validation")):
+            if f"{prefix}{metric}" in history:
+                frames.append(pd.DataFrame({"Model": history["Model"], "Entry": history["Entry"],
+                                            "Epoch": history["epoch"] + 1, "Metric": metric, "Split": split,
+                                            "Value": history[f"{prefix}{metric}"]}))
+    long = pd.concat(frames, ignore_index=True)
+    chart = alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("Epoch:Q"), y=alt.Y("Value:Q", title=None), color=alt.Color("Split:N", title="split"),
+        detail="Entry:N",
+        tooltip=["Entry:N", "Split:N", "Metric:N", "Epoch:Q", alt.Tooltip("Value:Q", format=".4f")])
+    return chart.properties(width=WIDTH, height=130).facet(
+        row=alt.Row("Model:N", title=None), column=alt.Column("Metric:N", title=None)).resolve_scale(y="independent")
+
+
+CHARTS = (
+    ("perturbation", "Perturbation curves", perturbation_curves, "curves"),
+    ("auc_heatmap", "Robustness: AUC per noise", auc_heatmap, "aucs"),
+    ("auc_ratio", "Robustness: AUC ratio to the reference", auc_ratio_bars, "ratios"),
+    ("generalisation", "Generalisation to CIFAR-10G", generalisation_bars, "generalisation"),
+    ("learning_curves", "Learning curves", learning_curves, "history"),
+)

@@ -1,0 +1,253 @@
+"""Zoo entries → the tidy tables behind every chart of a report.
+
+Each entry is one trained run (one trial). Entries with the same experiment label and network
+(``card["run"]["label"]``, ``card["run"]["model"]``) are trials of one *model*; the report shows
+their mean with a 95% confidence band. Everything that is missing (an entry without results, a
+history or a filter bank) is recorded in ``problems`` and left out, and the rest still renders.
+"""
+import dataclasses
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+from bioflow import metrics
+from bioflow.data.sources import CIFAR10_CLASSES
+from bioflow.errors import BioflowError, choices
+from bioflow.zoo import Zoo
+
+CHANCE = 0.1
+
+
+@dataclasses.dataclass
+class Entry:
+    """One selected zoo entry: its card, folder and the report's model name."""
+
+    card: dict
+    folder: pathlib.Path
+    model: str = ""
+
+    @property
+    def spec(self):
+        return f"{self.card['name']}@{self.card['version']}"
+
+
+@dataclasses.dataclass
+class ReportData:
+    """The tidy tables of a report (one per chart) and what could not be shown."""
+
+    entries: list
+    models: pd.DataFrame
+    perturbation: pd.DataFrame
+    curves: pd.DataFrame
+    aucs: pd.DataFrame
+    ratios: pd.DataFrame
+    generalisation: pd.DataFrame
+    history: pd.DataFrame
+    problems: list
+    reference: dict
+
+    def tables(self):
+        """``{file stem: table}`` of the data saved beside the HTML."""
+        return dict(models=self.models, perturbation=self.perturbation, perturbation_curves=self.curves,
+                    auc=self.aucs, auc_ratio=self.ratios, generalisation=self.generalisation, history=self.history)
+
+
+def select(zoo, specs=(), label=None, all_entries=False):
+    """The entries named by ``specs``, or with run label ``label``, or the latest of every name."""
+    if not (specs or label or all_entries):
+        raise BioflowError("Choose the entries to report: NAME[@VERSION]…, --label LABEL or --all.")
+    if specs:
+        pairs = [zoo.resolve(s) for s in specs]
+    else:
+        pairs = [(n, zoo.versions(n)[-1]) for n in zoo.names()]
+    entries = [Entry(zoo.card(f"{n}@{v}"), zoo.path(n, v)) for n, v in dict.fromkeys(pairs)]
+    if label is not None:
+        labels = sorted({str(e.card.get("run", {}).get("label")) for e in entries})
+        entries = [e for e in entries if e.card.get("run", {}).get("label") == label]
+        if not entries:
+            raise BioflowError(f"No entry in the zoo at {zoo.root} has the label {label!r}; labels are "
+                               f"{choices(labels) if labels else 'none (the zoo is empty)'}.")
+    if not entries:
+        raise BioflowError(f"The zoo at {zoo.root} has no entries to report.")
+    labels = {e.card.get("run", {}).get("label") for e in entries}
+    for e in entries:
+        run = e.card.get("run", {})
+        e.model = run.get("model") or e.card["name"]
+        if len(labels) > 1:
+            e.model = f"{run.get('label')}/{e.model}"
+    return entries
+
+
+def _meta(entry):
+    arch = entry.card.get("architecture", {})
+    return dict(Model=entry.model, Entry=entry.spec, Convolution=arch.get("convolution"), Base=arch.get("base"),
+                Trial=entry.card.get("run", {}).get("trial"))
+
+
+def _read_csv(entry, rel, problems, why):
+    path = entry.folder / rel
+    if not path.is_file():
+        problems.append(f"{entry.spec}: no {rel}, so {why}.")
+        return None
+    table = pd.read_csv(path)
+    if table.empty:
+        problems.append(f"{entry.spec}: {rel} is empty, so {why}.")
+        return None
+    return table
+
+
+def models_table(entries):
+    """One row per entry: the model table at the top of the report."""
+    counts = pd.Series([e.model for e in entries]).value_counts()
+    rows = []
+    for e in entries:
+        arch, card = e.card.get("architecture", {}), e.card
+        m = card.get("metrics") or {}
+        rows.append(dict(_meta(e), Name=card["name"], Version=card["version"], Bottleneck=arch.get("bottleneck"),
+                         Recurrence=arch.get("recurrence"), Trials=int(counts[e.model]),
+                         CleanAccuracy=m.get("clean_accuracy"),
+                         TotalParams=card.get("parameters", {}).get("total_params"),
+                         TrainableParams=card.get("parameters", {}).get("trainable_params")))
+    return pd.DataFrame(rows)
+
+
+def perturbation_curves(perturbation):
+    """Mean accuracy over trials with a 95% confidence band, per model, noise and level."""
+    rows = []
+    keys = ["Model", "Convolution", "Base", "Noise", "LI", "Level"]
+    for key, group in perturbation.groupby(keys, sort=False, dropna=False):
+        mean, half = metrics.mean_ci(group["Accuracy"])
+        rows.append(dict(zip(keys, key), Accuracy=mean, Lower=max(0.0, mean - half), Upper=min(1.0, mean + half),
+                         Trials=len(group)))
+    return pd.DataFrame(rows, columns=keys + ["Accuracy", "Lower", "Upper", "Trials"])
+
+
+def default_reference(models, reference=None):
+    """``{base: reference model}``: ``reference`` for every base, else each base's ``original`` model."""
+    if reference is not None:
+        by_entry = dict(zip(models["Name"], models["Model"]))
+        name = by_entry.get(reference, reference)
+        if name not in set(models["Model"]):
+            raise BioflowError(f"Reference {reference!r} is not among the reported models "
+                               f"({choices(set(models['Model']))}) or entry names ({choices(set(models['Name']))}).")
+        return {base: name for base in models["Base"].unique()}
+    refs = {}
+    for base, group in models.groupby("Base", dropna=False):
+        originals = sorted(set(group.loc[group["Convolution"] == "original", "Model"]))
+        if originals:
+            refs[base] = originals[0]
+    return refs
+
+
+def auc_ratios(aucs, models, refs):
+    """AUC ratio of every model to the reference of its base, per noise."""
+    frames = []
+    base_of = dict(zip(models["Model"], models["Base"]))
+    for base, ref in refs.items():
+        members = {m for m, b in base_of.items() if b == base}
+        subset = aucs[aucs["Model"].isin(members)]
+        if subset.empty or ref not in set(subset["Model"]):
+            continue
+        ratio = metrics.ratio_to_reference(subset, ref)
+        ratio.insert(1, "Reference", ratio.pop("Reference"))
+        ratio["ReferenceModel"] = ref
+        ratio["Base"] = base
+        frames.append(ratio)
+    columns = ["Model", "Convolution", "Base", "Noise", "AUC", "Reference", "Ratio", "ReferenceModel"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True)
+    out["Convolution"] = out["Model"].map(dict(zip(models["Model"], models["Convolution"])))
+    return out[columns]
+
+
+def generalisation_bars(generalisation):
+    """Mean CIFAR-10G accuracy with a 95% interval over trials, per model, set type and inversion."""
+    rows = []
+    keys = ["Model", "Convolution", "Base", "Type", "Inverted"]
+    for key, group in generalisation.groupby(keys, sort=False, dropna=False):
+        mean, half = metrics.mean_ci(group["Accuracy"])
+        rows.append(dict(zip(keys, key), Accuracy=mean, Lower=max(0.0, mean - half), Upper=min(1.0, mean + half),
+                         Trials=len(group)))
+    return pd.DataFrame(rows, columns=keys + ["Accuracy", "Lower", "Upper", "Trials"])
+
+
+def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=None):
+    """Select entries and build every table of the report (:class:`ReportData`)."""
+    zoo = Zoo(zoo_root)
+    entries = select(zoo, specs, label, all_entries)
+    problems = []
+    pert, gen, hist = [], [], []
+    for e in entries:
+        meta = _meta(e)
+        table = _read_csv(e, "results/perturbation.csv", problems, "it has no perturbation curves or AUCs")
+        if table is not None:
+            table = table[table["Set"] == "test"] if "Set" in table else table
+            pert.append(table.drop(columns=[c for c in meta if c in table]).assign(**meta))
+        if tuple(e.card.get("data", {}).get("classes", ())) == CIFAR10_CLASSES:
+            table = _read_csv(e, "results/generalisation.csv", problems, "it has no CIFAR-10G bars (evaluate "
+                              "it with --cifar10g)")
+        else:
+            table = None
+            problems.append(f"{e.spec}: trained on {e.card.get('data', {}).get('dataset')!r}, not the CIFAR-10 "
+                            "classes, so it has no CIFAR-10G results.")
+        if table is not None:
+            gen.append(table.drop(columns=[c for c in meta if c in table]).assign(**meta))
+        table = _read_csv(e, "history.csv", problems, "it has no learning curves")
+        if table is not None:
+            hist.append(table.assign(**meta))
+    models = models_table(entries)
+    perturbation = pd.concat(pert, ignore_index=True) if pert else pd.DataFrame(
+        columns=["Model", "Entry", "Convolution", "Base", "Trial", "Noise", "LI", "Level", "Accuracy"])
+    aucs = metrics.auc_table(perturbation) if not perturbation.empty else pd.DataFrame(
+        columns=["Model", "Trial", "Noise", "AUC"])
+    refs = default_reference(models, reference)
+    missing = sorted(set(models["Base"].dropna()) - set(refs))
+    if missing and not perturbation.empty:
+        problems.append(f"No reference model for base {', '.join(map(str, missing))} (no 'original' model among "
+                        "the entries, and no --reference), so its AUC ratios are not shown.")
+    for base, ref in refs.items():
+        if not perturbation.empty and ref not in set(aucs["Model"]):
+            problems.append(f"The reference model {ref} (base {base}) has no perturbation results, so the AUC "
+                            "ratios of that base are not shown.")
+    ratios = auc_ratios(aucs, models, refs)
+    generalisation = pd.concat(gen, ignore_index=True) if gen else pd.DataFrame(
+        columns=["Model", "Convolution", "Base", "Type", "Inverted", "Accuracy"])
+    history = pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(columns=["Model", "Entry", "epoch"])
+    return ReportData(entries=entries, models=models, perturbation=perturbation,
+                      curves=perturbation_curves(perturbation), aucs=aucs, ratios=ratios,
+                      generalisation=generalisation_bars(generalisation), history=history, problems=problems,
+                      reference=refs)
+
+
+def kernels(entry):
+    """``{layer name: kernels [k, h, w] (first input channel)}`` of the entry's filter-bank layers.
+
+    Read from the saved model (loaded in safe mode), so a bank that was trained shows its trained
+    kernels.
+    """
+    import keras
+
+    import bioflow.model  # noqa: F401  (registers bioflow's layers)
+
+    names = list(entry.card.get("architecture", {}).get("filter_bank", {}))
+    if not names:
+        return {}
+    model = keras.saving.load_model(entry.folder / "model.keras", safe_mode=True)
+    out = {}
+    for name in names:
+        kernel = np.asarray(model.get_layer(name).get_weights()[0])  # [h, w, in, k]
+        out[name] = np.transpose(kernel[:, :, 0, :], (2, 0, 1))
+    return out
+
+
+def example_images(entry):
+    """``{noise: PNG bytes}`` of the entry's saved perturbation grids (``results/images``)."""
+    folder = entry.folder / "results" / "images"
+    return {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
+
+
+def operative_config(entry):
+    path = entry.folder / "operative_config.gin"
+    return path.read_text() if path.is_file() else ""

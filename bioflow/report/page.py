@@ -1,0 +1,130 @@
+"""The report's single HTML file: inlined Vega libraries, chart specs, tables and image galleries.
+
+Nothing in the page refers to the network: the Vega, Vega-Lite and vega-embed JavaScript comes
+from vl-convert-python's bundle, data are inlined in the specs, and images are ``data:`` URIs.
+"""
+import base64
+import html
+import json
+import re
+
+import numpy as np
+
+PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
+h1 { margin-bottom: 0; } h2 { margin-top: 36px; border-bottom: 1px solid #ddd; }
+table.models { border-collapse: collapse; font-size: 13px; }
+table.models th, table.models td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+table.models td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.problems { background: #fff4e5; border: 1px solid #f0b46b; padding: 8px 16px; }
+.gallery { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.gallery figure { margin: 0; text-align: center; font-size: 12px; }
+.gallery img { image-rendering: pixelated; border: 1px solid #ddd; }
+pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
+.chart { margin: 8px 0 16px; }
+"""
+
+
+def slug(text):
+    """An HTML id fragment for ``text``."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
+
+
+def png_data_uri(png_bytes):
+    return "data:image/png;base64," + base64.b64encode(png_bytes).decode("ascii")
+
+
+def kernel_png(kernel, min_size=64):
+    """One kernel ``[h, w]`` as a grey PNG (0 is mid-grey), upscaled to at least ``min_size`` px."""
+    import tensorflow as tf
+
+    scale = float(np.max(np.abs(kernel))) or 1.0
+    grey = np.clip(127.5 + 127.5 * kernel / scale, 0, 255).round().astype(np.uint8)
+    factor = max(1, -(-min_size // max(kernel.shape)))
+    grey = np.repeat(np.repeat(grey, factor, axis=0), factor, axis=1)
+    return tf.io.encode_png(grey[..., None]).numpy()
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "<td>-</td>"
+    if isinstance(value, (float, np.floating)):
+        return f'<td class="num">{value:.4f}</td>'
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f'<td class="num">{value:,}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def models_table_html(models):
+    """The model table; each row links to the entry's operative config further down the page."""
+    columns = ["Name", "Version", "Model", "Convolution", "Base", "Bottleneck", "Recurrence", "Trial", "Trials",
+               "CleanAccuracy", "TotalParams", "TrainableParams"]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "<th>config</th>"
+    rows = []
+    for _, row in models.iterrows():
+        cells = "".join(_cell(row.get(c)) for c in columns)
+        link = f'<td><a href="#config-{slug(row["Name"] + "-" + row["Version"])}">operative config</a></td>'
+        rows.append(f"<tr>{cells}{link}</tr>")
+    return f'<table class="models"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def config_sections(entries, configs):
+    """One collapsible ``<details>`` per entry holding its operative config."""
+    out = []
+    for entry in entries:
+        anchor = slug(entry.card["name"] + "-" + entry.card["version"])
+        text = configs.get(entry.spec) or "(this entry has no operative_config.gin)"
+        out.append(f'<details id="config-{anchor}"><summary>{html.escape(entry.spec)}</summary>'
+                   f"<pre>{html.escape(text)}</pre></details>")
+    return "\n".join(out)
+
+
+def kernel_gallery(entry_kernels):
+    """``{entry spec: {layer: kernels [k, h, w]}}`` → figures, one per kernel."""
+    parts = []
+    for spec, layers in entry_kernels.items():
+        for layer, kernels in layers.items():
+            figures = "".join(f'<figure><img alt="{html.escape(spec)} {layer} kernel {i}" '
+                              f'src="{png_data_uri(kernel_png(k))}"><figcaption>{i}</figcaption></figure>'
+                              for i, k in enumerate(kernels))
+            parts.append(f"<h3>{html.escape(spec)}: {html.escape(layer)} ({len(kernels)} kernels)</h3>"
+                         f'<div class="gallery">{figures}</div>')
+    return "\n".join(parts) or "<p>No entry has a fixed filter bank (all use a learned first convolution).</p>"
+
+
+def example_gallery(entry_images):
+    """``{entry spec: {noise: PNG bytes}}`` → a gallery per entry (levels across, images down)."""
+    parts = []
+    for spec, images in entry_images.items():
+        if not images:
+            continue
+        figures = "".join(f'<figure><img alt="{html.escape(spec)} {html.escape(noise)}" src="{png_data_uri(png)}">'
+                          f"<figcaption>{html.escape(noise)}</figcaption></figure>" for noise, png in images.items())
+        parts.append(f'<h3>{html.escape(spec)}</h3><div class="gallery">{figures}</div>')
+    return "\n".join(parts) or ("<p>No entry saved perturbed examples (evaluate with <code>--save-images</code>).</p>")
+
+
+def _script_json(obj):
+    """JSON safe inside a ``<script>`` element."""
+    return json.dumps(obj).replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def render(title, subtitle, sections, specs, problems, javascript):
+    """The whole page. ``sections`` are ``(id, heading, html)``; ``specs`` map chart ids to Vega-Lite."""
+    problem_html = ""
+    if problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+        problem_html = f'<div class="problems" id="problems"><strong>Not shown:</strong><ul>{items}</ul></div>'
+    body = "\n".join(f'<section id="{sid}"><h2>{html.escape(heading)}</h2>\n{content}</section>'
+                     for sid, heading, content in sections)
+    embed = ("const specs = " + _script_json(specs) + ";\n"
+             "for (const [id, spec] of Object.entries(specs)) {\n"
+             "  window.vegaEmbed('#' + id, spec, {renderer: 'svg', actions: false})\n"
+             "    .catch((err) => console.error('chart ' + id + ': ' + err));\n"
+             "}\n")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f"<style>{PAGE_STYLE}</style>\n"
+            f'<script type="module">{javascript}</script>\n'
+            f'<script type="module">{embed}</script>\n'
+            f"</head><body>\n<h1>{html.escape(title)}</h1>\n<p>{html.escape(subtitle)}</p>\n{problem_html}\n{body}\n"
+            "</body></html>\n")

@@ -1,0 +1,189 @@
+"""Robustness reports: the tidy tables behind each chart, and the page in a real headless Chromium."""
+import json
+import shutil
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bioflow import config, metrics, zoo
+from bioflow.cli import main
+from bioflow.components.filterbanks import bank_from_config
+from bioflow.errors import BioflowError
+from bioflow.report import build_report, collect
+from bioflow.runner import train
+from test_training import TINY_TRAIN
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",
+                  "NoiseSuite.noises = ['uniform', 'contrast', 'high_pass']",
+                  "NoiseSuite.levels = {'uniform': [0.0, 0.5, 1.0], 'contrast': [1.0, 0.1, 0.01], "
+                  "'high_pass': [100.0, 10.0, 1.0]}"]
+CHART_IDS = ("perturbation", "auc_heatmap", "auc_ratio", "learning_curves")
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    """A zoo with a tiny Gabor VGG-16 and a tiny Original VGG-16, trained, evaluated and published."""
+    root = tmp_path_factory.mktemp("zoo")
+    workdir = tmp_path_factory.mktemp("runs")
+    for gin_file, name in (("quickstart", "gabor"), ("quickstart_original", "original")):
+        config.parse([gin_file], TINY_TRAIN + EVALUATE_SMALL + [f"train.publish = '{name}'", f"train.zoo = '{root}'"])
+        train(workdir=str(workdir), label="pair")
+    return root
+
+
+@pytest.fixture
+def zoo_copy(two_models, tmp_path):
+    root = tmp_path / "zoo"
+    shutil.copytree(two_models, root)
+    for path in root.rglob("*"):
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return root
+
+
+def test_tables_behind_the_charts(two_models):
+    data = collect.collect(two_models, all_entries=True)
+    models = data.models.set_index("Name")
+    assert list(models.index) == ["gabor", "original"]
+    assert models.loc["gabor", "Convolution"] == "gabor" and models.loc["original", "Convolution"] == "original"
+    assert set(models["Base"]) == {"vgg16"} and set(models["Trials"]) == {1}
+    card = zoo.Zoo(two_models).card("gabor")
+    assert models.loc["gabor", "TotalParams"] == card["parameters"]["total_params"]
+    assert models.loc["gabor", "CleanAccuracy"] == card["metrics"]["clean_accuracy"]
+    # perturbation curves: one row per model, noise and level; one trial gives a zero-width band
+    assert len(data.curves) == 2 * 3 * 3
+    assert (data.curves["Lower"] == data.curves["Accuracy"]).all() and (data.curves["Trials"] == 1).all()
+    # AUCs equal the entries' robustness.json, and the default reference is the original model
+    aucs = data.aucs.set_index(["Model", "Noise"])["AUC"]
+    for noise, value in card["metrics"]["auc"].items():
+        assert aucs[("vgg16_gabor", noise)] == pytest.approx(value)
+    assert data.reference == {"vgg16": "vgg16_original"}
+    ratios = data.ratios.set_index(["Model", "Noise"])
+    assert ratios.loc[("vgg16_original", "uniform"), "Ratio"] == pytest.approx(1.0)
+    assert ratios.loc[("vgg16_gabor", "contrast"), "Ratio"] == pytest.approx(
+        aucs[("vgg16_gabor", "contrast")] / aucs[("vgg16_original", "contrast")])
+    # learning curves: the history of both entries; CIFAR-10G: absent for synthetic data, and said so
+    assert sorted(data.history.groupby("Model")["epoch"].max()) == [1, 1]
+    assert data.generalisation.empty
+    assert any("not the CIFAR-10 classes" in p for p in data.problems)
+
+
+def test_trials_give_mean_and_confidence_band(zoo_copy):
+    """A second trial of the Gabor model (a copy with lower accuracies) is averaged with the first."""
+    first, second = zoo_copy / "gabor" / "1.0.0", zoo_copy / "gabor" / "2.0.0"
+    shutil.copytree(first, second)
+    card = json.loads((second / "card.json").read_text())
+    card["version"], card["run"]["trial"] = "2.0.0", 2
+    (second / "card.json").write_text(json.dumps(card))
+    table = pd.read_csv(second / "results" / "perturbation.csv")
+    table["Accuracy"] = table["Accuracy"] * 0.5
+    table["Trial"] = 2
+    table.to_csv(second / "results" / "perturbation.csv", index=False)
+    data = collect.collect(zoo_copy, specs=["gabor@1.0.0", "gabor@2.0.0", "original"])
+    assert list(zip(data.models["Name"], data.models["Version"], data.models["Trials"])) == [
+        ("gabor", "1.0.0", 2), ("gabor", "2.0.0", 2), ("original", "1.0.0", 1)]
+    row = data.curves[(data.curves["Model"] == "vgg16_gabor") & (data.curves["Noise"] == "uniform")
+                      & (data.curves["LI"] == 1)].iloc[0]
+    accuracies = pd.read_csv(first / "results" / "perturbation.csv")
+    acc = accuracies[(accuracies["Noise"] == "uniform") & (accuracies["LI"] == 1)]["Accuracy"].iloc[0]
+    mean, half = metrics.mean_ci([acc, acc * 0.5])
+    assert row["Trials"] == 2 and row["Accuracy"] == pytest.approx(mean)
+    assert row["Upper"] == pytest.approx(min(1.0, mean + half)) and row["Lower"] == pytest.approx(max(0, mean - half))
+    assert len(data.aucs[data.aucs["Model"] == "vgg16_gabor"]) == 2 * 3  # per trial and noise
+
+
+def test_selection_and_its_errors(two_models):
+    assert [e.spec for e in collect.collect(two_models, label="pair").entries] == ["gabor@1.0.0", "original@1.0.0"]
+    assert [e.spec for e in collect.collect(two_models, specs=["original"]).entries] == ["original@1.0.0"]
+    with pytest.raises(BioflowError, match="label 'nope'; labels are 'pair'"):
+        collect.collect(two_models, label="nope")
+    with pytest.raises(BioflowError, match="Choose the entries"):
+        collect.collect(two_models)
+    with pytest.raises(BioflowError, match="Reference 'x' is not among"):
+        collect.collect(two_models, all_entries=True, reference="x")
+    by_entry = collect.collect(two_models, all_entries=True, reference="gabor")
+    assert by_entry.reference == {"vgg16": "vgg16_gabor"}
+    result = CliRunner().invoke(main, ["report", "--zoo", str(two_models)])
+    assert result.exit_code == 2 and "NAME[@VERSION]…, --label LABEL or --all" in result.output
+
+
+def test_kernels_are_the_banks_the_networks_used(two_models):
+    data = collect.collect(two_models, all_entries=True)
+    gabor, original = data.entries
+    kernels = collect.kernels(gabor)
+    bank = bank_from_config(gabor.card["architecture"]["filter_bank"]["v1_gabor"]["filter_bank"])
+    expected = np.transpose(bank.kernels(1)[:, :, 0, :], (2, 0, 1))
+    assert kernels["v1_gabor"].shape == expected.shape == (24, 63, 63)
+    np.testing.assert_allclose(kernels["v1_gabor"], expected, atol=1e-6)
+    assert collect.kernels(original) == {}
+
+
+def test_entry_missing_results_is_named_and_the_rest_renders(zoo_copy, tmp_path):
+    shutil.rmtree(zoo_copy / "original" / "1.0.0" / "results")
+    data = build_report(tmp_path / "report.html", zoo_copy, all_entries=True)
+    assert "original@1.0.0: no results/perturbation.csv, so it has no perturbation curves or AUCs." in data.problems
+    assert any("reference model vgg16_original (base vgg16) has no perturbation results" in p
+               for p in data.problems)
+    html = (tmp_path / "report.html").read_text()
+    assert "original@1.0.0: no results/perturbation.csv" in html
+    assert 'id="perturbation"' in html and 'id="auc_ratio"' not in html
+    curves = pd.read_csv(tmp_path / "report_data" / "perturbation_curves.csv")
+    assert set(curves["Model"]) == {"vgg16_gabor"}
+
+
+def test_html_csv_and_png_outputs(two_models, tmp_path):
+    out = tmp_path / "out" / "report.html"
+    result = CliRunner().invoke(main, ["report", "--all", "--zoo", str(two_models), "--out", str(out),
+                                       "--png", str(tmp_path / "png")])
+    assert result.exit_code == 0, result.output
+    assert "Report of 2 entries" in result.output
+    html = out.read_text()
+    for cid in CHART_IDS:
+        assert f'id="{cid}"' in html
+        assert (tmp_path / "png" / f"{cid}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<script src" not in html and "<link" not in html  # everything is inline
+    assert html.count('<figure><img alt="gabor@1.0.0 v1_gabor kernel') == 24
+    assert 'href="#config-gabor-1-0-0"' in html and 'id="config-gabor-1-0-0"' in html
+    assert "build_model.filter_bank = " in html  # the operative config, shown in the page
+    data = collect.collect(two_models, all_entries=True)
+    saved = pd.read_csv(out.parent / "report_data" / "auc.csv")
+    pd.testing.assert_frame_equal(saved, data.aucs.reset_index(drop=True), check_dtype=False)
+    assert sorted(p.name for p in (out.parent / "report_data").iterdir()) == sorted(
+        f"{k}.csv" for k in data.tables())
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
+def test_report_renders_offline_in_headless_chromium(two_models, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the test extras")
+    out = tmp_path / "report.html"
+    build_report(out, two_models, all_entries=True)
+    requests, console, errors = [], [], []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync", "--proxy-server=http://127.0.0.1:9",
+            "--host-resolver-rules=MAP * ~NOTFOUND"])
+        try:
+            context = browser.new_context(offline=True)
+            page = context.new_page()
+            page.on("console", lambda m: console.append((m.type, m.text)))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(out.as_uri())
+            page.wait_for_function(
+                f"document.querySelectorAll('.chart svg.marks').length >= {len(CHART_IDS)}", timeout=60_000)
+            rendered = {cid: page.locator(f"#{cid} svg.marks").count() for cid in CHART_IDS}
+            marks = page.locator("#perturbation svg .mark-line path, #perturbation svg .mark-symbol path").count()
+            images = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
+            total_images = page.evaluate("document.images.length")
+        finally:
+            browser.close()
+    assert all(n == 1 for n in rendered.values()), rendered
+    assert marks > 0
+    assert images == total_images > 24
+    assert errors == []
+    assert [m for m in console if m[0] in ("error", "warning")] == []
+    assert [u for u in requests if not u.startswith("data:") and u != out.as_uri()] == []
