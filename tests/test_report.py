@@ -177,12 +177,20 @@ def test_report_renders_offline_in_headless_chromium(two_models, tmp_path):
                 f"document.querySelectorAll('.chart svg.marks').length >= {len(CHART_IDS)}", timeout=60_000)
             rendered = {cid: page.locator(f"#{cid} svg.marks").count() for cid in CHART_IDS}
             marks = page.locator("#perturbation svg .mark-line path, #perturbation svg .mark-symbol path").count()
+            faded = "document.querySelectorAll('#perturbation .mark-line path[opacity=\"0.15\"]').length"
+            before = page.evaluate(faded)
+            label = page.locator("#perturbation .role-legend-label text", has_text="vgg16_original").first.bounding_box()
+            page.mouse.click(label["x"] + label["width"] / 2, label["y"] + label["height"] / 2)  # a legend click
+            page.wait_for_function(f"{faded} > 0", timeout=10_000)
+            selected = page.evaluate("JSON.stringify(window.bioflowViews.perturbation.data('model_store'))")
+            after = page.evaluate(faded)
             images = page.evaluate("Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length")
             total_images = page.evaluate("document.images.length")
         finally:
             browser.close()
     assert all(n == 1 for n in rendered.values()), rendered
     assert marks > 0
+    assert before == 0 and after == 3 and '"values":["vgg16_original"]' in selected  # the Gabor lines fade
     assert images == total_images > 24
     assert errors == []
     assert [m for m in console if m[0] in ("error", "warning")] == []

@@ -41,15 +41,19 @@ def perturbation_curves(curves):
                    alt.Tooltip("Accuracy:Q", format=".3f"), alt.Tooltip("Lower:Q", format=".3f"),
                    alt.Tooltip("Upper:Q", format=".3f"), "Trials:Q"]
         opacity = alt.condition(highlight, alt.value(1.0), alt.value(0.15))
-        band = base.mark_area(opacity=0.2).encode(y=alt.Y("Lower:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
-                                                   y2="Upper:Q", color=_colour(), detail="Model:N")
-        line = base.mark_line(point=True).encode(
-            y=alt.Y("Accuracy:Q", scale=alt.Scale(domain=[0, 1])), color=_colour(), strokeDash=_dash(),
-            shape=alt.Shape("Model:N", title="model (click to highlight)"), opacity=opacity, tooltip=tooltip)
+        y = alt.Y("Accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]))
+        band = base.mark_area(opacity=0.2).encode(y=alt.Y("Lower:Q", title="accuracy"), y2="Upper:Q",
+                                                   color=_colour(), detail="Model:N")
+        line = base.mark_line().encode(y=y, color=_colour(), strokeDash=_dash(), detail="Model:N", opacity=opacity)
+        # Points carry the model legend: Vega-Lite binds legend clicks on a point layer, not on a line.
+        points = base.mark_point(filled=True, size=30).encode(
+            y=y, color=_colour(), shape=alt.Shape("Model:N", title="model (click to highlight)"), opacity=opacity,
+            tooltip=tooltip)
+        if not panels:
+            points = points.add_params(highlight)
         chance = alt.Chart(pd.DataFrame({"chance": [CHANCE]})).mark_rule(color="grey", strokeDash=[2, 2]).encode(
             y="chance:Q", tooltip=alt.Tooltip("chance:Q", title="chance"))
-        panel = alt.layer(band, line, chance).properties(title=noise, width=WIDTH, height=HEIGHT)
-        panels.append(panel.add_params(highlight) if not panels else panel)
+        panels.append(alt.layer(band, line, points, chance).properties(title=noise, width=WIDTH, height=HEIGHT))
     return alt.concat(*panels, columns=4)
 
 

@@ -118,8 +118,10 @@ def render(title, subtitle, sections, specs, problems, javascript):
     body = "\n".join(f'<section id="{sid}"><h2>{html.escape(heading)}</h2>\n{content}</section>'
                      for sid, heading, content in sections)
     embed = ("const specs = " + _script_json(specs) + ";\n"
+             "window.bioflowViews = {};\n"
              "for (const [id, spec] of Object.entries(specs)) {\n"
              "  window.vegaEmbed('#' + id, spec, {renderer: 'svg', actions: false})\n"
+             "    .then((result) => { window.bioflowViews[id] = result.view; })\n"
              "    .catch((err) => console.error('chart ' + id + ': ' + err));\n"
              "}\n")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
