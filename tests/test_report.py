@@ -95,6 +95,41 @@ def test_trials_give_mean_and_confidence_band(zoo_copy):
     assert len(data.aucs[data.aucs["Model"] == "vgg16_gabor"]) == 2 * 3  # per trial and noise
 
 
+def test_generalisation_bars_over_trials(zoo_copy, tmp_path):
+    """CIFAR-10G rows of two trials (written here) give mean bars with 95% error bars, normal and inverted."""
+    import vl_convert
+
+    from bioflow.data.sources import CIFAR10_CLASSES
+    from bioflow.evaluate import GENERALISATION_COLUMNS
+
+    for version, trial, offset in (("1.0.0", 1, 0.0), ("2.0.0", 2, 0.1)):
+        folder = zoo_copy / "gabor" / version
+        if version != "1.0.0":
+            shutil.copytree(zoo_copy / "gabor" / "1.0.0", folder)
+        card = json.loads((folder / "card.json").read_text())
+        card["version"], card["run"]["trial"] = version, trial
+        card["data"]["classes"] = list(CIFAR10_CLASSES)
+        (folder / "card.json").write_text(json.dumps(card))
+        rows = [dict(Model="vgg16_gabor", Convolution="gabor", Base="vgg16", Weights="none", Trial=trial, Seed=42,
+                     Set=kind + ("_inverted" if inv else ""), Type=kind, Inverted=inv, Loss=1.0,
+                     Accuracy=0.5 + offset - (0.2 if inv else 0.0))
+                for kind in ("line_drawings", "silhouettes", "contours") for inv in (False, True)]
+        pd.DataFrame(rows, columns=GENERALISATION_COLUMNS).to_csv(folder / "results" / "generalisation.csv",
+                                                                  index=False)
+    data = collect.collect(zoo_copy, specs=["gabor@1.0.0", "gabor@2.0.0"])
+    bars = data.generalisation.set_index(["Type", "Inverted"])
+    assert len(bars) == 6 and (bars["Trials"] == 2).all()
+    mean, half = metrics.mean_ci([0.5, 0.6])
+    assert bars.loc[("silhouettes", False), "Accuracy"] == pytest.approx(mean)
+    assert bars.loc[("silhouettes", False), "Upper"] == pytest.approx(min(1.0, mean + half))
+    assert bars.loc[("contours", True), "Accuracy"] == pytest.approx(mean - 0.2)
+    assert not any("CIFAR-10G" in p for p in data.problems)
+    from bioflow.report import charts
+
+    svg = vl_convert.vegalite_to_svg(charts.generalisation_bars(data.generalisation).to_dict())
+    assert svg.count('aria-roledescription="bar"') == 6 and "inverted" in svg  # 3 sets x normal, inverted
+
+
 def test_selection_and_its_errors(two_models):
     assert [e.spec for e in collect.collect(two_models, label="pair").entries] == ["gabor@1.0.0", "original@1.0.0"]
     assert [e.spec for e in collect.collect(two_models, specs=["original"]).entries] == ["original@1.0.0"]
