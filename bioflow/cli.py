@@ -1,4 +1,5 @@
 """The ``bioflow`` command line."""
+import contextlib
 import json
 import pathlib
 import sys
@@ -233,18 +234,14 @@ def zoo_pull(spec, remote, gin_files, gin_params, zoo_root):
 
     config.parse(gin_files, gin_params)
     bars = []
+    with contextlib.ExitStack() as stack:
+        def on_start(label, total):
+            bars.append(stack.enter_context(click.progressbar(length=total, label=f"Pulling {label}",
+                                                              file=sys.stderr)))
 
-    def on_start(label, total):
-        bars.append(click.progressbar(length=total, label=f"Pulling {label}", file=sys.stderr))
-        bars[0].__enter__()
-
-    try:
         given = {"remote": remote} if remote else {}  # an explicit None would hide pull.remote from gin
         zoo_lib.pull(spec, root=zoo_root, on_start=on_start, on_bytes=lambda n: bars[0].update(n) if bars else None,
                      **given)
-    finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
 
 
 @main.command()

@@ -119,7 +119,7 @@ class Zoo:
         folder = self.path(name, version)
         card = json.loads((folder / CARD).read_text())
         problems = []
-        recorded = self._catalogue().get("entries", {}).get(name, {}).get("versions", {}).get(version, {})
+        recorded = self.catalogue().get("entries", {}).get(name, {}).get("versions", {}).get(version, {})
         card_hash = recorded.get("card", {}).get("sha256")
         if card_hash and sha256_file(folder / CARD) != card_hash:
             problems.append(f"{CARD}: sha256 differs from the catalogue's")
@@ -184,7 +184,7 @@ class Zoo:
                 if path.is_file():
                     path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             os.rename(staged, target)
-            self._write_catalogue()
+            self._write_catalogue(new=(name, version))
         return target
 
     def taken(self, name, version):
@@ -192,16 +192,21 @@ class Zoo:
         return BioflowError(f"{name}@{version} is already in the zoo at {self.root}, and versions are immutable. "
                             f"Publish a new version (next free: {naming.next_version(self.versions(name))}).")
 
-    def _catalogue(self):
+    def catalogue(self):
+        """The recorded ``catalogue.json`` (``{}`` when there is none or it is unreadable)."""
         path = self.root / CATALOGUE
         try:
             return json.loads(path.read_text()) if path.is_file() else {}
         except json.JSONDecodeError:
             return {}
 
-    def _write_catalogue(self):
-        """Rebuild ``catalogue.json`` from the entry folders (call with the lock held)."""
-        old = self._catalogue().get("entries", {})
+    def _write_catalogue(self, new):
+        """Rebuild ``catalogue.json`` from the entry folders (call with the lock held).
+
+        ``new`` is the ``(name, version)`` just committed: its card is hashed afresh.
+        """
+        old = self.catalogue().get("entries", {})
+        old.get(new[0], {}).get("versions", {}).pop(new[1], None)
         atomic_write(self.root / CATALOGUE, json.dumps(catalogue_of(self, old), indent=2) + "\n")
 
 

@@ -52,7 +52,7 @@ def export(dest, specs=(), root=None):
     if bad:
         raise BioflowError("Refusing to export entries that fail verification: "
                            + "; ".join(f"{k}: {', '.join(p)}" for k, p in bad.items()))
-    full = catalogue_of(zoo, zoo._catalogue().get("entries"))
+    full = catalogue_of(zoo, zoo.catalogue().get("entries"))
     index = {"format": full["format"], "entries": {}}
     for name, version in chosen:
         entry = index["entries"].setdefault(name, {"versions": {}})
@@ -154,7 +154,8 @@ def read_index(remote):
             naming.check_name(name, what="Index entry name")
             for version, meta in entry["versions"].items():
                 naming.check_version(version, what=f"Index version of {name!r}")
-                int(meta["card"]["size"]), str(meta["card"]["sha256"])
+                if not isinstance(meta["card"]["size"], int) or not isinstance(meta["card"]["sha256"], str):
+                    raise TypeError(f"{name}@{version}: the card's size and sha256 must be an int and a string")
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         if isinstance(err, BioflowError):
             raise BioflowError(f"{_join(remote, INDEX)}: {err}") from err
