@@ -439,6 +439,16 @@ def test_card_file_trying_parent_paths_is_refused(published, tmp_path):
     assert_nothing_installed(tmp_path / "fresh" / "zoo")
 
 
+@pytest.mark.parametrize("index", ["not json", '{"entries": {"tiny": {"versions": {"1.0.0": {}}}}}',
+                                   '{"entries": {"tiny": {"versions": {"1.0.0": {"card": {"size": "9", "sha256": "x"}}}}}}'])
+def test_malformed_index_is_refused(tmp_path, index):
+    (tmp_path / "remote").mkdir()
+    (tmp_path / "remote" / "index.json").write_text(index)
+    with pytest.raises(BioflowError, match="index.json is not a bioflow zoo index"):
+        zoo.pull("tiny", remote=str(tmp_path / "remote"), root=tmp_path / "zoo")
+    assert zoo.Zoo(tmp_path / "zoo").names() == []
+
+
 def test_unsupported_remote_scheme_lists_the_valid_ones(tmp_path):
     with pytest.raises(BioflowError, match="unsupported scheme 'ftp'.*'file', 'gs', 'http' or 'https'"):
         zoo.pull("tiny", remote="ftp://example.org/zoo", root=tmp_path)
