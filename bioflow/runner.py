@@ -80,6 +80,18 @@ def _save_model(model, path):
         os.replace(tmp_path, path)
 
 
+def _check_publishable(run, spec, root, clean):
+    """Refuse, before training, a ``publish`` version that the zoo holds for another model."""
+    from bioflow import zoo
+    from bioflow.zoo import naming
+
+    name, version = naming.parse_spec(spec)
+    local = zoo.Zoo(root)
+    this_run = None if clean else zoo.published_as(run, name, root)  # --clean trains a new model
+    if version in local.versions(name) and this_run != version:
+        raise local.taken(name, version)
+
+
 def _publish(run, spec, root):
     from bioflow import zoo
     from bioflow.zoo import naming
@@ -128,10 +140,6 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("trial", trial)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BioflowError(f"train.{key} must be a positive integer, got {value!r}.")
-    if publish:
-        from bioflow.zoo import naming
-
-        naming.parse_spec(publish)  # a bad name fails now, not after training
     dist = make_strategy(strategy)
     chief = is_chief()
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
@@ -149,6 +157,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     if shape[1] != shape[2] or shape[3] != 1:
         raise BioflowError(f"bioflow trains on square one-channel images; the model's input is {shape[1:]}.")
     run = rundir.run_dir(workdir, label, model.name, trial, seed)
+    if chief and publish:
+        _check_publishable(run, publish, zoo, clean)  # a bad name or a taken version fails now, not after training
     state = rundir.read_json(run / "run.json") or {}
     if clean and chief and run.exists():
         shutil.rmtree(run)

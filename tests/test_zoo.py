@@ -213,6 +213,17 @@ def test_rerun_with_publish_does_not_duplicate(published, capsys):
     assert zoo.Zoo(root).versions("tiny") == ["1.0.0"]
 
 
+def test_train_refuses_a_taken_version_before_training(published, tmp_path):
+    _, root = published
+    config.parse(["quickstart"], TINY_TRAIN + ["train.publish = 'tiny@1.0.0'", f"train.zoo = '{root}'"])
+    with pytest.raises(BioflowError, match="tiny@1.0.0 is already in the zoo"):
+        train(workdir=str(tmp_path))
+    assert not list(tmp_path.rglob("history.csv"))  # no epoch was trained
+    config.parse(["quickstart"], TINY_TRAIN + ["train.publish = '../x'"])
+    with pytest.raises(BioflowError, match="'../x' is not valid"):
+        train(workdir=str(tmp_path))
+
+
 def test_publishing_an_existing_version_is_refused(published, zoo_copy):
     run, _ = published
     result = CliRunner().invoke(main, ["zoo", "publish", str(run), "--name", "tiny", "--version", "1.0.0",
