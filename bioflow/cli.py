@@ -1,5 +1,6 @@
 """The ``bioflow`` command line."""
 import contextlib
+import functools
 import json
 import pathlib
 import sys
@@ -22,10 +23,14 @@ def gin_options(default_gin=()):
     return decorate
 
 
-def zoo_option(fn):
+def zoo_option(fn, flag="--zoo"):
     """``--zoo ROOT``: the local zoo (default $BIOFLOW_ZOO, ./zoo in a checkout, or the user cache)."""
-    return click.option("--zoo", "zoo_root", type=click.Path(file_okay=False), metavar="ROOT",
+    return click.option(flag, "zoo_root", type=click.Path(file_okay=False), metavar="ROOT",
                         help="Local zoo folder [$BIOFLOW_ZOO, ./zoo in a checkout, else ~/.cache/bioflow/zoo].")(fn)
+
+
+def _entries(n):
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
 class BioflowGroup(click.Group):
@@ -97,8 +102,7 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
 @click.argument("run_dir", type=click.Path(file_okay=False), required=False)
 @click.option("--zoo-entry", "--zoo", "entry", metavar="NAME[@VERSION]",
               help="Evaluate a zoo entry instead of a run; results go to --out.")
-@click.option("--zoo-root", "zoo_root", type=click.Path(file_okay=False), metavar="ROOT",
-              help="Local zoo folder for --zoo [$BIOFLOW_ZOO, ./zoo in a checkout, else ~/.cache/bioflow/zoo].")
+@functools.partial(zoo_option, flag="--zoo-root")  # --zoo is the entry here
 @click.option("--out", type=click.Path(file_okay=False),
               help="With --zoo: the folder that receives results/ [runs/zoo/NAME_VERSION].")
 @gin_options()
@@ -219,8 +223,7 @@ def zoo_export(dest, specs, zoo_root):
 
     index = zoo_lib.export(dest, specs, zoo_root)
     count = sum(len(e["versions"]) for e in index["entries"].values())
-    click.echo(f"Exported {count} entr{'y' if count == 1 else 'ies'} to {dest}; serve that folder and pull "
-               f"with --remote.")
+    click.echo(f"Exported {_entries(count)} to {dest}; serve that folder and pull with --remote.")
 
 
 @zoo.command("pull")
@@ -256,14 +259,12 @@ def zoo_pull(spec, remote, gin_files, gin_params, zoo_root):
 @zoo_option
 def report(specs, label, all_entries, reference, out, png_dir, zoo_root):
     """Build an offline HTML robustness dashboard from zoo entries."""
-    from bioflow.report import build_report
+    from bioflow.report import build_report, data_dir_of
 
     data = build_report(out, zoo_root, specs, label, all_entries, reference, png_dir)
     for problem in data.problems:
         click.echo(f"Note: {problem}", err=True)
-    n = len(data.entries)
-    click.echo(f"Report of {n} entr{'y' if n == 1 else 'ies'} written to {out} (tables in "
-               f"{pathlib.Path(out).parent / (pathlib.Path(out).stem + '_data')}"
+    click.echo(f"Report of {_entries(len(data.entries))} written to {out} (tables in {data_dir_of(out)}"
                + (f", charts as PNG in {png_dir}" if png_dir else "") + ").")
 
 

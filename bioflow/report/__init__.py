@@ -12,6 +12,12 @@ from bioflow.report import charts, collect as collect_lib, page
 from bioflow.training.rundir import atomic_write
 
 
+def data_dir_of(out):
+    """The folder beside the HTML file ``out`` that holds its CSV tables: ``<stem>_data/``."""
+    out = pathlib.Path(out)
+    return out.parent / f"{out.stem}_data"
+
+
 def _chart_specs(data):
     """``{chart id: (heading, Vega-Lite dict)}`` of the charts that have data."""
     specs = {}
@@ -36,11 +42,9 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     out = pathlib.Path(out)
     chart_specs = _chart_specs(data)
     problems = list(data.problems)
-    empty = {"curves": "perturbation curves", "aucs": "AUC heat map", "ratios": "AUC ratios",
-             "generalisation": "CIFAR-10G bars", "history": "learning curves"}
-    for cid, heading, _, table in charts.CHARTS:
+    for cid, heading, _, _ in charts.CHARTS:
         if cid not in chart_specs:
-            problems.append(f"{heading}: no entry has the data for the {empty[table]}.")
+            problems.append(f"{heading}: no entry has the data for this chart.")
 
     kernels = {}
     for entry in data.entries:
@@ -70,7 +74,7 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
                        vl_convert.javascript_bundle())
     data.problems = problems
 
-    data_dir = out.parent / f"{out.stem}_data"
+    data_dir = data_dir_of(out)
     for name, table in data.tables().items():
         atomic_write(data_dir / f"{name}.csv", table.to_csv(index=False))
     if png_dir is not None:

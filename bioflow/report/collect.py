@@ -112,15 +112,19 @@ def models_table(entries):
     return pd.DataFrame(rows)
 
 
-def perturbation_curves(perturbation):
-    """Mean accuracy over trials with a 95% confidence band, per model, noise and level."""
+def _mean_over_trials(table, keys):
+    """Mean ``Accuracy`` per ``keys`` with a 95% Student-t interval (clipped to [0, 1]) and the trial count."""
     rows = []
-    keys = ["Model", "Convolution", "Base", "Noise", "LI", "Level"]
-    for key, group in perturbation.groupby(keys, sort=False, dropna=False):
+    for key, group in table.groupby(keys, sort=False, dropna=False):
         mean, half = metrics.mean_ci(group["Accuracy"])
         rows.append(dict(zip(keys, key), Accuracy=mean, Lower=max(0.0, mean - half), Upper=min(1.0, mean + half),
                          Trials=len(group)))
     return pd.DataFrame(rows, columns=keys + ["Accuracy", "Lower", "Upper", "Trials"])
+
+
+def perturbation_curves(perturbation):
+    """Mean accuracy over trials with a 95% confidence band, per model, noise and level."""
+    return _mean_over_trials(perturbation, ["Model", "Convolution", "Base", "Noise", "LI", "Level"])
 
 
 def default_reference(models, reference=None):
@@ -164,13 +168,7 @@ def auc_ratios(aucs, models, refs):
 
 def generalisation_bars(generalisation):
     """Mean CIFAR-10G accuracy with a 95% interval over trials, per model, set type and inversion."""
-    rows = []
-    keys = ["Model", "Convolution", "Base", "Type", "Inverted"]
-    for key, group in generalisation.groupby(keys, sort=False, dropna=False):
-        mean, half = metrics.mean_ci(group["Accuracy"])
-        rows.append(dict(zip(keys, key), Accuracy=mean, Lower=max(0.0, mean - half), Upper=min(1.0, mean + half),
-                         Trials=len(group)))
-    return pd.DataFrame(rows, columns=keys + ["Accuracy", "Lower", "Upper", "Trials"])
+    return _mean_over_trials(generalisation, ["Model", "Convolution", "Base", "Type", "Inverted"])
 
 
 def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=None):

@@ -112,7 +112,8 @@ _OPENER = urllib.request.build_opener(_SameSchemeRedirects)
 def fetch(url, max_bytes, out=None, on_bytes=None):
     """Download ``url`` (at most ``max_bytes``) into the file object ``out``, or return the bytes.
 
-    Raises when the response is larger than ``max_bytes``, cut short, or the transfer fails.
+    Raises when the response is larger than ``max_bytes`` or the transfer fails. With ``out``, returns
+    the number of bytes received, so the caller can tell a response that was cut short.
     """
     chunks = []
     sink = out.write if out is not None else chunks.append
@@ -164,7 +165,7 @@ def read_index(remote):
 
 
 def default_remote(remote=None):
-    """``remote``, else the gin binding ``pull.remote``, else ``$BIOFLOW_ZOO_REMOTE``."""
+    """``remote`` (gin's ``pull.remote`` arrives here), else ``$BIOFLOW_ZOO_REMOTE``; checked."""
     remote = remote or os.environ.get(ENV_REMOTE)
     if not remote:
         raise BioflowError("No remote zoo given: pass --remote URL, bind pull.remote in gin, or set "
