@@ -51,6 +51,7 @@ setup(
         "vl-convert-python>=1.0",  # Altair charts to PNG, offline (learning curves, reports)
         "tensorboard",  # TensorFlow no longer installs it; needed for train.tensorboard logs
         "click>=8.0",
+        "filelock>=3.12",  # the run-directory and zoo locks, on every platform
         "numpy",
         "h5py",
     ],

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from bioflow.errors import BioflowError
+from bioflow.errors import BioflowError, disk_full_message, user_message
 
 DEFAULT_SUMMARY_GIN = "vgg16_rib_rc"
 DEFAULT_TRAIN_GIN = "quickstart"
@@ -34,13 +34,19 @@ def _entries(n):
 
 
 class BioflowGroup(click.Group):
-    """Turns :class:`BioflowError` into one paragraph on stderr and exit code 2."""
+    """Turns :class:`BioflowError` (and a full disk) into one paragraph on stderr and exit code 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BioflowError as err:
-            click.echo(f"Error: {err}", err=True)
+            click.echo(f"Error: {user_message(err)}", err=True)
+            sys.exit(2)
+        except OSError as err:
+            message = disk_full_message(err)
+            if message is None:
+                raise
+            click.echo(f"Error: {message}.", err=True)
             sys.exit(2)
 
 
@@ -91,7 +97,7 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
     try:
         runner.train(**{k: v for k, v in given.items() if v is not None})
     except runner.Interrupted as err:
-        click.echo(f"{err} Rerun the same command to resume from the last completed epoch.", err=True)
+        click.echo(f"{user_message(err)} Rerun the same command to resume from the last completed epoch.", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         click.echo("Interrupted. Rerun the same command to resume from the last completed epoch.", err=True)
@@ -108,37 +114,48 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
 @gin_options()
 @click.option("--n-images", type=int, help="Evaluate on the first N test images [evaluate.n_images].")
 @click.option("--suite", type=click.Choice(["paper", "extended"]), help="Noise suite (gin/noise/<suite>.gin).")
-@click.option("--cifar10g", "cifar10g", type=click.Path(exists=True, file_okay=False),
-              help="A CIFAR-10G copy (the folder holding 224x224/) [evaluate.generalisation_dir].")
+@click.option("--cifar10g", "cifar10g", metavar="DIR|download",
+              help="A CIFAR-10G copy (the folder holding 224x224/), or 'download' [evaluate.generalisation_dir].")
 @click.option("--perturb-generalisation", is_flag=True, default=None, help="Run the noise suite on CIFAR-10G too.")
 @click.option("--save-predictions", is_flag=True, default=None, help="Write per-image probabilities.")
 @click.option("--save-images", is_flag=True, default=None, help="Write a PNG grid of perturbed images per noise.")
+@click.option("--force", is_flag=True, default=None, help="Evaluate a run that is not complete [evaluate.force].")
 def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, suite, cifar10g,
-                     perturb_generalisation, save_predictions, save_images):
+                     perturb_generalisation, save_predictions, save_images, force):
     """Evaluate a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): clean accuracy, the
-    noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/)."""
+    noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/).
+
+    A zoo entry's operative_config.gin is read with bioflow's restricted reader, never executed.
+    """
     from bioflow import config, evaluate
 
     if (run_dir is None) == (entry is None):
         raise BioflowError("Give either a run directory or --zoo NAME[@VERSION], not both and not neither.")
-    loaded = None
+    loaded, untrusted, files = None, [], ([f"noise/{suite}"] if suite else []) + list(gin_files)
     if entry is not None:
         from bioflow import zoo
 
         model, card = zoo.load(entry, root=zoo_root)
         folder = zoo.Zoo(zoo_root).path(card["name"], card["version"])
         operative = folder / "operative_config.gin"
+        if not operative.is_file() or operative.is_symlink():
+            raise BioflowError(f"{folder} has no operative_config.gin; run `bioflow zoo verify {entry}`.")
+        untrusted = [(operative.read_text(errors="replace"), f"{card['name']}@{card['version']}: operative_config.gin")]
         run_dir = out or str(pathlib.Path("runs") / "zoo" / f"{card['name']}_{card['version']}")
         loaded = (model, zoo.loading.run_info(card))
     else:
         operative = pathlib.Path(run_dir) / "operative_config.gin"
         if not operative.is_file():
             raise BioflowError(f"{run_dir} has no operative_config.gin: it is not a bioflow run directory.")
-    files = [str(operative)] + ([f"noise/{suite}"] if suite else []) + list(gin_files)
-    config.parse(files, gin_params)
+        files = [str(operative)] + files  # the user's own run: trusted, as any gin file they pass
+    config.parse(files, gin_params, untrusted=untrusted)
     given = dict(n_images=n_images, generalisation_dir=cifar10g, perturb_generalisation=perturb_generalisation,
-                 save_predictions=save_predictions, save_images=save_images)
-    summary = evaluate.evaluate(run_dir, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
+                 save_predictions=save_predictions, save_images=save_images, force=force)
+    try:
+        summary = evaluate.evaluate(run_dir, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
+    except KeyboardInterrupt:
+        click.echo("Interrupted: the evaluation stopped and wrote nothing.", err=True)
+        sys.exit(130)
     if entry is not None:
         published = card.get("metrics", {}).get("clean_accuracy")
         click.echo(f"{card['name']}@{card['version']}: clean accuracy {summary['clean_accuracy']:.4f}"
@@ -170,7 +187,7 @@ def zoo_list(as_json, zoo_root):
     from bioflow import zoo as zoo_lib
 
     local = zoo_lib.Zoo(zoo_root)
-    cards = local.entries()
+    cards = local.entries(on_problem=lambda message: click.echo(f"Warning: {message}", err=True))
     if as_json:
         click.echo(json.dumps([{k: c.get(k) for k in ("name", "version", "created", "run", "architecture",
                                                        "parameters", "metrics")} for c in cards], indent=2))
@@ -199,7 +216,8 @@ def zoo_show(spec, as_json, zoo_root):
 @click.argument("spec", metavar="NAME[@VERSION]")
 @zoo_option
 def zoo_verify(spec, zoo_root):
-    """Re-hash every file of an entry against its card; exit 1 on any difference."""
+    """Re-hash every file of an entry against its card and check that it holds no code (a config
+    the restricted reader accepts, a model without Lambda layers); exit 1 on any problem."""
     from bioflow import zoo as zoo_lib
 
     local = zoo_lib.Zoo(zoo_root)
@@ -210,7 +228,7 @@ def zoo_verify(spec, zoo_root):
     if problems:
         sys.exit(1)
     files = len(local.card(f"{name}@{version}")["files"]) + 1
-    click.echo(f"{name}@{version}: OK ({files} files verified)")
+    click.echo(f"{name}@{version}: OK ({files} files verified; config and model hold no code)")
 
 
 @zoo.command("export")
@@ -229,10 +247,14 @@ def zoo_export(dest, specs, zoo_root):
 @zoo.command("pull")
 @click.argument("spec", metavar="NAME[@VERSION]")
 @click.option("--remote", help="Remote zoo: http(s):// URL, gs:// URL or folder [pull.remote, $BIOFLOW_ZOO_REMOTE].")
+@click.option("--min-rate", type=float, metavar="BYTES_PER_S",
+              help="Slowest transfer accepted: each file gets 60 s + size / rate [pull.min_rate, 100000].")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Deadline of the whole pull [pull.timeout, 10800].")
 @gin_options()
 @zoo_option
-def zoo_pull(spec, remote, gin_files, gin_params, zoo_root):
-    """Download an entry from a remote zoo, verifying every sha256 before it appears."""
+def zoo_pull(spec, remote, min_rate, timeout, gin_files, gin_params, zoo_root):
+    """Download an entry from a remote zoo, verifying every sha256 and checking that it holds no code
+    before it appears."""
     from bioflow import config, zoo as zoo_lib
 
     config.parse(gin_files, gin_params)
@@ -242,7 +264,8 @@ def zoo_pull(spec, remote, gin_files, gin_params, zoo_root):
             bars.append(stack.enter_context(click.progressbar(length=total, label=f"Pulling {label}",
                                                               file=sys.stderr)))
 
-        given = {"remote": remote} if remote else {}  # an explicit None would hide pull.remote from gin
+        # An explicit None would hide the gin bindings (pull.remote, …), so only given options are passed.
+        given = {k: v for k, v in dict(remote=remote, min_rate=min_rate, timeout=timeout).items() if v is not None}
         zoo_lib.pull(spec, root=zoo_root, on_start=on_start, on_bytes=lambda n: bars[0].update(n) if bars else None,
                      **given)
 

@@ -16,6 +16,7 @@ import logging
 import os
 import pathlib
 import re
+import tokenize
 
 import gin
 
@@ -27,6 +28,7 @@ import bioflow.model  # noqa: F401  (registers build_model)
 import bioflow.noise  # noqa: F401  (registers NoiseSuite)
 import bioflow.runner  # noqa: F401  (registers train)
 import bioflow.zoo  # noqa: F401  (registers pull)
+from bioflow import safe_gin
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 
 _CHECKOUT_GIN = pathlib.Path(__file__).resolve().parent.parent / "gin"
@@ -95,19 +97,38 @@ class _QuietGinProbes(logging.Filter):
 _GIN_LOCATION = re.compile(r'In (?:file|bindings string) "?([^"\n]*)"?, line (\d+)')
 
 
-def parse(gin_files=(), bindings=(), finalize=False):
+def _unclosed(files, bindings):
+    """Where gin's tokenizer hit the end inside a bracket or string: ``'file F, line N'``."""
+    sources = [(f"file {f}", pathlib.Path(f).read_text()) for f in files]
+    sources += [(f"binding {b!r}", b) for b in bindings]
+    for where, text in sources:
+        line = safe_gin.unclosed_bracket_line(text)
+        if line is not None:
+            return f"{where}, line {line}"
+    return "an included file"
+
+
+def parse(gin_files=(), bindings=(), finalize=False, untrusted=()):
     """Clear gin, then parse ``gin_files`` (paths or names) and ``bindings`` in order.
 
-    Errors from gin (unknown configurable, parameter or reference, syntax) are re-raised as
-    :class:`BioflowError`, keeping gin's message with its file and line.
+    ``untrusted`` holds ``(text, source)`` configs that came from elsewhere (a zoo entry's
+    ``operative_config.gin``): they are applied first, through the restricted reader
+    :mod:`bioflow.safe_gin`, never through gin's full parser. Errors from gin (unknown
+    configurable, parameter or reference, syntax) are re-raised as :class:`BioflowError`, keeping
+    gin's message with its file and line.
     """
     files = [resolve_gin_file(f) for f in gin_files]
     gin.clear_config()
+    for text, source in untrusted:
+        safe_gin.apply(text, source)
     _set_include_path(files)
     quiet = _QuietGinProbes()
     logging.getLogger().addFilter(quiet)
     try:
         gin.parse_config_files_and_bindings([str(f) for f in files], list(bindings), finalize_config=finalize)
+    except tokenize.TokenError as err:
+        raise BioflowError(f"Invalid gin configuration: unclosed bracket or string in {_unclosed(files, bindings)} "
+                           f"(gin: {err.args[0]}).") from err
     except (ValueError, KeyError, SyntaxError, IOError, TypeError) as err:
         msg = str(err).strip()
         if isinstance(err, KeyError):

@@ -1,4 +1,6 @@
 """Errors that bioflow reports to users as one clear paragraph."""
+import errno
+import re
 
 
 class BioflowError(ValueError):
@@ -11,3 +13,19 @@ def choices(names):
     if len(names) == 1:
         return names[0]
     return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+#: The line gin appends to an exception raised inside a configurable; it names an object address.
+_GIN_CALL = re.compile(r"\n\s*In call to configurable '[^'\n]*' \([^\n]*\)(?: in scope '[^'\n]*')?")
+
+
+def user_message(err):
+    """The text of ``err`` for a user: without the ``In call to configurable …`` lines gin adds."""
+    return _GIN_CALL.sub("", str(err)).strip()
+
+
+def disk_full_message(err):
+    """``'No space left on device: <path>'`` when ``err`` is a full disk (an OSError), else None."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return f"No space left on device: {err.filename or 'a file being written'}"
+    return None

@@ -24,6 +24,7 @@ from bioflow.data.preprocessing import normalise, resize
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.model import describe
+from bioflow.training import rundir
 
 PERTURBATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Noise", "LI", "Level",
                         "Loss", "Accuracy")
@@ -31,16 +32,24 @@ GENERALISATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "S
                           "Loss", "Accuracy")
 
 
-def load_run(run_dir):
-    """``(model, run_info)`` of a run directory, loading the model with Keras' safe mode."""
+def load_run(run_dir, force=False):
+    """``(model, run_info)`` of a finished run directory, loading the model with Keras' safe mode.
+
+    A run that is not complete (still training, stopped or failed) is refused unless ``force``:
+    its ``model.keras`` would be an older model than its checkpoints.
+    """
     run = pathlib.Path(run_dir)
     path = run / "model.keras"
     if not path.is_file():
         raise BioflowError(f"{run} has no model.keras: it is not a finished bioflow run (train it first, "
                            "or give the run directory that `bioflow train` printed).")
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else None
-    if not info or "data" not in info:
+    info = rundir.read_json(run / "run.json")
+    if not info or not isinstance(info.get("data"), dict):
         raise BioflowError(f"{run} has no run.json with the data statistics the model was trained with.")
+    if info.get("status") != "complete" and not force:
+        raise BioflowError(f"{run} is not a complete run (status {info.get('status')!r}): its model.keras may be "
+                           "older than its training. Finish the run first, or pass --force (evaluate.force) to "
+                           "evaluate that model.keras anyway.")
     return keras.saving.load_model(path, safe_mode=True), info
 
 
@@ -58,7 +67,8 @@ class _Evaluator:
         ds = tf.data.Dataset.from_tensor_slices((images01, labels, tf.range(len(labels), dtype=tf.int64)))
         ds = ds.batch(self.batch_size)
         if noise_name is not None:
-            perturb = noise.compiled(noise_name, level, self.seed, self.background)
+            size = images01.shape[1:3]
+            perturb = noise.compiled(noise_name, level, self.seed, self.background, *size)
             ds = ds.map(lambda x, y, i: (perturb(x, i), y, i), num_parallel_calls=tf.data.AUTOTUNE)
         mean, std = self.mean, self.std
         ds = ds.map(lambda x, y, i: (normalise(x * 255.0, mean, std), y), num_parallel_calls=tf.data.AUTOTUNE)
@@ -90,14 +100,12 @@ def _prepare_images(dataset, size, interpolation, n_images=None):
 
 
 def _cifar10g_sets(folder, size, interpolation):
-    """``{set name: (images [0, 1], labels)}`` from a CIFAR-10G copy, via the TFDS builder."""
-    import tensorflow_datasets as tfds
-
+    """``{set name: (images [0, 1], labels)}`` from a CIFAR-10G copy (or ``'download'``), via the TFDS builder."""
     from bioflow.data.cifar10g import ALL_SETS, Cifar10G
 
     with tempfile.TemporaryDirectory(prefix="bioflow_cifar10g_") as tmp:
-        builder = Cifar10G(data_dir=tmp)
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
+        builder = Cifar10G(data_dir=tmp, copy=None if folder == "download" else str(folder))
+        builder.download_and_prepare()
         return {name: _prepare_images(builder.as_dataset(split=name, as_supervised=True), size, interpolation)
                 for name in ALL_SETS}
 
@@ -115,6 +123,38 @@ def _image_grid(examples):
     return (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
 
 
+def _remove_orphans(run):
+    """Remove the temporary results of evaluations that were killed (``.results.*``)."""
+    for orphan in run.glob(".results.*"):
+        if orphan.is_dir() and not orphan.is_symlink():
+            shutil.rmtree(orphan, ignore_errors=True)
+
+
+def _check_n_images(n_images):
+    if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1):
+        raise BioflowError(f"evaluate.n_images must be a positive integer or None (all images), got {n_images!r}.")
+
+
+def check_settings():
+    """Check the evaluation settings bound in gin, so that a training run fails before it trains."""
+    def bound(key):
+        try:
+            return gin.query_parameter(key)
+        except ValueError:
+            return None
+
+    _check_n_images(bound("evaluate.n_images"))
+    _check_generalisation_dir(bound("evaluate.generalisation_dir"))
+
+
+def _check_generalisation_dir(folder):
+    """A CIFAR-10G folder must be a copy: a wrong one is an error, never a fallback to a download."""
+    if folder is not None and folder != "download":
+        from bioflow.data.cifar10g import check_folder
+
+        check_folder(folder)
+
+
 def _replace_dir(tmp, final):
     """Move ``tmp`` to ``final``, replacing an older ``final`` only once the new one is whole."""
     old = None
@@ -129,7 +169,8 @@ def _replace_dir(tmp, final):
 
 @gin.configurable(module="bioflow", denylist=["loaded"])
 def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=0, generalisation_dir=None,
-             perturb_generalisation=False, save_predictions=False, save_images=False, progress=None, loaded=None):
+             perturb_generalisation=False, save_predictions=False, save_images=False, progress=None, force=False,
+             loaded=None):
     """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
 
     Args:
@@ -138,17 +179,33 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
             ``operative_config.gin``); only its test split is used.
         suite: a :class:`bioflow.noise.NoiseSuite` (default: the paper's suite).
         n_images: evaluate on the first ``n_images`` test images (default: all).
-        generalisation_dir: a CIFAR-10G copy (the folder holding ``224x224/``), or None to skip.
+        generalisation_dir: a CIFAR-10G copy (the folder holding ``224x224/``), ``'download'`` to
+            fetch it from GitHub, or None to skip.
         perturb_generalisation: also run the noise suite on each CIFAR-10G set.
         save_predictions: write ``predictions.csv`` (per-image probabilities).
         save_images: write a PNG grid of perturbed examples per noise under ``images/``.
+        force: evaluate a run that is not complete (its current ``model.keras``).
         loaded: ``(model, run_info)`` to evaluate instead of the run's (a zoo entry); ``run_dir``
             then only receives ``results/``.
+
+    The run directory is locked while it is evaluated, and ``results/`` appears by a rename only
+    when whole. SIGTERM stops the evaluation and removes its temporary folder; the temporary
+    folders of killed evaluations are removed by the next one.
     """
+    _check_n_images(n_images)
+    _check_generalisation_dir(generalisation_dir)  # before any work
     run = pathlib.Path(run_dir)
-    if loaded is not None:
-        run.mkdir(parents=True, exist_ok=True)
-    model, info = loaded if loaded is not None else load_run(run)
+    if loaded is None and not run.is_dir():
+        raise BioflowError(f"Run directory {run} does not exist.")
+    with rundir.locked(run, action="evaluate"), rundir.sigterm_as_interrupt():
+        _remove_orphans(run)
+        return _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir,
+                                perturb_generalisation, save_predictions, save_images, progress, force, loaded)
+
+
+def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir, perturb_generalisation,
+                     save_predictions, save_images, progress, force, loaded):
+    model, info = loaded if loaded is not None else load_run(run, force)
     stats = info["data"]
     arch = describe(model)
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()

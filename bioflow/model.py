@@ -11,6 +11,7 @@ from bioflow import bases as bases_lib
 from bioflow.components import BLTRecurrence, Combined, ConvLSTMRecurrence, FilterBankConv, RetinalBottleneck
 from bioflow.components.convolution import check_method
 from bioflow.errors import BioflowError, choices
+from bioflow.validation import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,8 @@ def build_model(input_shape=(224, 224, 1), classes=10, base="vgg16", filter_bank
         name: the model's name (default: from the components).
     """
     shape = _check_input_shape(input_shape)
+    if name is not None:
+        safe_name(name, "The model name", " (it names the run's folder)")
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
         raise BioflowError(f"classes must be an integer >= 2, got {classes!r}.")
     base_name, base_fn = resolve_base(base)

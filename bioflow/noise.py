@@ -86,39 +86,97 @@ class Context:
                          parallel_iterations=16)
 
 
-def apply(name, images, level, *, seed=0, background=BACKGROUND, indices=None):
-    """Apply perturbation ``name`` at ``level`` to ``images`` (float32 ``[N, H, W, 1]`` in [0, 1])."""
-    p = get(name)
+#: Input bytes per chunk in :func:`apply`: larger batches are perturbed a chunk at a time, so the
+#: intermediates of a perturbation (spectra, blurred copies) never scale with the whole batch.
+CHUNK_BYTES = 16 << 20
+
+
+def _check_level(p, level):
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
+        raise BioflowError(f"Level {level!r} of noise {p.name!r} is not a number.")
     low, high = p.valid
-    if not low - 1e-9 <= float(level) <= high + 1e-9:
-        raise BioflowError(f"Level {level!r} is out of range for noise {name!r}: valid levels are in "
+    if not low - 1e-9 <= float(level) <= high + 1e-9:  # NaN fails this too
+        raise BioflowError(f"Level {level!r} is out of range for noise {p.name!r}: valid levels are in "
                            f"[{low}, {high}].")
     if p.discrete and float(level) not in p.discrete:
-        raise BioflowError(f"Level {level!r} is not valid for noise {name!r}: use one of "
+        raise BioflowError(f"Level {level!r} is not valid for noise {p.name!r}: use one of "
                            f"{', '.join(f'{v:g}' for v in p.discrete)}.")
-    values = images if isinstance(images, np.ndarray) else tf.convert_to_tensor(images, tf.float32).numpy()
+    return float(level)
+
+
+def _check_images(images):
+    """``images`` as a float32 numpy array ``[N, H, W, 1]`` of finite values in [0, 1]."""
+    try:
+        values = images.numpy() if isinstance(images, tf.Tensor) else np.asarray(images)
+        values = values.astype(np.float32, copy=False)
+    except (TypeError, ValueError) as err:
+        raise BioflowError(f"Images must be a float [N, H, W, 1] array, got {type(images).__name__}: {err}") from err
     if values.ndim != 4 or values.shape[-1] != 1:
         raise BioflowError(f"Images must be a float [N, H, W, 1] tensor, got shape {values.shape}.")
-    images = tf.convert_to_tensor(values, tf.float32)
-    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if values.shape[0] == 0 or values.shape[1] == 0 or values.shape[2] == 0:
+        raise BioflowError(f"There are no images to perturb: the batch has shape {values.shape}.")
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise BioflowError(f"Images must be finite: {int((~finite).sum())} pixel values are NaN or infinite.")
+    lo, hi = float(values.min()), float(values.max())
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise BioflowError(f"Images must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}].")
-    n = images.shape[0]
-    idx = tf.range(n, dtype=tf.int64) if indices is None else tf.convert_to_tensor(indices, tf.int64)
-    if indices is not None and idx.shape[0] != n:
-        raise BioflowError(f"indices has {idx.shape[0]} entries for {n} images.")
-    return compiled(name, float(level), int(seed), float(background))(images, idx)
+    return values
+
+
+def _check_indices(indices, n):
+    if indices is None:
+        return np.arange(n, dtype=np.int64)
+    idx = indices.numpy() if isinstance(indices, tf.Tensor) else np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise BioflowError(f"indices must be integers, got {idx.dtype} values.")
+    if idx.shape != (n,):
+        raise BioflowError(f"indices has shape {idx.shape} for {n} images; give one integer per image.")
+    return idx.astype(np.int64)
+
+
+def apply(name, images, level, *, seed=0, background=BACKGROUND, indices=None, chunk_bytes=None):
+    """Apply perturbation ``name`` at ``level`` to ``images`` (float32 ``[N, H, W, 1]`` in [0, 1]).
+
+    Works for any image size. Batches larger than ``chunk_bytes`` (default :data:`CHUNK_BYTES`)
+    are perturbed in chunks into one output array, so peak memory stays a small multiple of the
+    input. Returns a float32 tensor of the input's shape.
+    """
+    p = get(name)
+    level = _check_level(p, level)
+    values = _check_images(images)
+    n, h, w = values.shape[:3]
+    idx = _check_indices(indices, n)
+    run = compiled(name, level, int(seed), float(background), h, w)
+    per_chunk = max(1, int(chunk_bytes or CHUNK_BYTES) // (h * w * 4))
+    if n <= per_chunk:
+        return run(tf.convert_to_tensor(values), tf.convert_to_tensor(idx))
+    out = _shareable_empty(values.shape)
+    for start in range(0, n, per_chunk):
+        stop = min(n, start + per_chunk)
+        out[start:stop] = run(tf.convert_to_tensor(values[start:stop]), tf.convert_to_tensor(idx[start:stop]))
+    return tf.experimental.dlpack.from_dlpack(out.__dlpack__())  # no copy: TF shares the buffer
+
+
+def _shareable_empty(shape):
+    """An uninitialised float32 array that TensorFlow can adopt without a copy (64-byte aligned)."""
+    nbytes = int(np.prod(shape)) * 4
+    raw = np.empty(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start:start + nbytes].view(np.float32).reshape(shape)
 
 
 @functools.lru_cache(maxsize=512)
-def compiled(name, level, seed, background):
-    """``fn(images, indices)``: one traced graph per (perturbation, level, seed, background).
+def compiled(name, level, seed, background, height, width):
+    """``fn(images, indices)``: one traced graph per (perturbation, level, seed, background, image size).
 
-    It skips ``apply``'s input checks, so it can run inside a ``tf.data`` pipeline.
+    ``images`` are float32 ``[N, height, width, 1]``. It skips ``apply``'s input checks, so it can
+    run inside a ``tf.data`` pipeline.
     """
     p = get(name)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.float32),
+                                  tf.TensorSpec([None], tf.int64)])
     def run(images, indices):
         out = p.fn(images, level, Context(seed, level, background, indices))
         return tf.clip_by_value(out, 0.0, 1.0)

@@ -2,10 +2,13 @@
 
 config → strategy → data → model and optimiser (in ``strategy.scope()``) → loop → run directory.
 """
+import contextlib
+import errno
 import hashlib
 import os
 import pathlib
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -18,9 +21,10 @@ import tensorflow as tf
 
 import bioflow
 from bioflow import config as config_lib
+from bioflow import safe_gin
 from bioflow.data import DataPipeline
-from bioflow.errors import BioflowError, choices
-from bioflow.evaluate import evaluate
+from bioflow.errors import BioflowError, choices, user_message
+from bioflow.evaluate import check_settings, evaluate
 from bioflow.model import build_model
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
@@ -140,6 +144,7 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("trial", trial)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BioflowError(f"train.{key} must be a positive integer, got {value!r}.")
+    rundir.check_path_name(label, "The label")
     dist = make_strategy(strategy)
     chief = is_chief()
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
@@ -159,32 +164,135 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     run = rundir.run_dir(workdir, label, model.name, trial, seed)
     if chief and publish:
         _check_publishable(run, publish, zoo, clean)  # a bad name or a taken version fails now, not after training
+    # Only the chief writes the run directory, so only the chief locks it; the other workers of a
+    # multi-worker run read the chief's checkpoints.
+    with rundir.locked(run) if chief else contextlib.nullcontext():
+        fresh = chief and rundir.is_empty(run)  # created now: nothing in it but the lock
+        try:
+            with _disk_space(run):
+                return _train_locked(run, model, pipeline, chief, dict(
+                    label=label, trial=trial, seed=seed, rng_seed=rng_seed, epochs=epochs, batch_size=batch_size,
+                    optimizer=optimizer, learning_rate=learning_rate, decay=decay,
+                    plateau=(plateau_factor, plateau_patience, min_learning_rate), dist=dist,
+                    mixed_precision=mixed_precision, jit_compile=jit_compile, strategy=strategy,
+                    replicas=replicas, global_batch=global_batch, tensorboard=tensorboard, progress=progress,
+                    clean=clean, resume=resume, skip_test=skip_test, publish=publish, zoo=zoo))
+        except BaseException:
+            if fresh and not (run / "history.csv").exists():
+                shutil.rmtree(run, ignore_errors=True)  # no epoch was completed: leave nothing behind
+            raise
+
+
+def _train_locked(run, model, pipeline, chief, s):
+    """Everything ``train`` does once it holds the run's lock; ``s`` holds its settings."""
     state = rundir.read_json(run / "run.json") or {}
-    if clean and chief and run.exists():
-        shutil.rmtree(run)
+    if s["clean"] and chief:
+        rundir.clear(run)
         state = {}
-    if state.get("status") == "complete" and not (resume and epochs > state.get("epochs_completed", 0)):
+    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+    complete = state.get("status") == "complete"
+    if chief and (latest or complete):
+        _check_same_config(run, epochs_may_change=s["resume"] or complete)
+    if complete and not (s["resume"] and s["epochs"] > state.get("epochs_completed", 0)):
         print(f"Run {run} is already complete ({state.get('epochs_completed')} epochs); "
               "pass --clean to start over, or --resume with more epochs to continue.")
-        if chief and not skip_test and not (run / "results" / "robustness.json").is_file():
+        if chief and not s["skip_test"] and not (run / "results" / "robustness.json").is_file():
             evaluate(run, data=pipeline)  # an earlier evaluation failed or was interrupted
-        if chief and publish:
-            _publish(run, publish, zoo)
+        if chief and s["publish"]:
+            _publish(run, s["publish"], s["zoo"])
         return run
+    history = rundir.committed_history(run, _checkpoint_epochs(latest)) if chief else []
+    if chief and not s["skip_test"]:
+        check_settings()  # a wrong CIFAR-10G folder fails now, not after training
 
-    stats = pipeline.prepare(shape[1])
+    stats = pipeline.prepare(model.input_shape[1])
     if pipeline.n_classes != model.output_shape[-1]:
         raise BioflowError(f"The data set {stats['dataset']!r} has {pipeline.n_classes} classes but the model's "
                            f"head has {model.output_shape[-1]}: set build_model.classes = {pipeline.n_classes}.")
-    steps = pipeline.splits.n_train // global_batch
-    with dist.scope():
-        opt, base_rate = make_optimizer(optimizer, learning_rate, decay, mixed_precision == "mixed_float16")
-        trainer = Trainer(dist, model, opt, base_rate, global_batch,
-                          plateau=(plateau_factor, plateau_patience, min_learning_rate), jit_compile=jit_compile)
+    steps = pipeline.splits.n_train // s["global_batch"]
+    if steps == 0:
+        raise BioflowError(f"The global batch of {s['global_batch']} images (train.batch_size = {s['batch_size']} "
+                           f"× {s['replicas']} replicas) is larger than the training set of "
+                           f"{pipeline.splits.n_train} images; lower train.batch_size.")
+    with s["dist"].scope():
+        opt, base_rate = make_optimizer(s["optimizer"], s["learning_rate"], s["decay"],
+                                        s["mixed_precision"] == "mixed_float16")
+        trainer = Trainer(s["dist"], model, opt, base_rate, s["global_batch"], plateau=s["plateau"],
+                          jit_compile=s["jit_compile"])
+    return _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, dict(s, steps=steps))
 
-    # Every worker restores the chief's checkpoint (a shared workdir is needed to resume on several
-    # machines); non-chief workers must also save (collectives), but to a scratch folder.
-    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
+
+def _checkpoint_epochs(latest):
+    """The completed epochs that checkpoint ``latest`` holds (0 for None)."""
+    if not latest:
+        return 0
+    return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+#: Bindings that may change between the sessions of one run: where and how it runs, not what it trains.
+RUN_SETTINGS = tuple(f"bioflow.train.{k}" for k in ("clean", "resume", "skip_test", "publish", "zoo", "progress",
+                                                      "workdir", "tensorboard", "strategy", "jit_compile",
+                                                      "deterministic_ops")) + (
+    "bioflow.CIFAR10.data_dir", "bioflow.CIFAR10.download")
+RUN_SETTING_PREFIXES = ("bioflow.evaluate.", "bioflow.NoiseSuite.", "bioflow.pull.")
+
+
+def _check_same_config(run, epochs_may_change):
+    """Refuse to continue ``run`` with bindings that differ from those it was trained with."""
+    path = run / "operative_config.gin"
+    if not path.is_file():
+        return
+    before = safe_gin.bindings(path.read_text(), str(path))
+    now = safe_gin.bindings(config_lib.operative_config(), "the current configuration")
+    ignored = set(RUN_SETTINGS) | ({"bioflow.train.epochs"} if epochs_may_change else set())
+    differ = [k for k in sorted(set(before) | set(now))
+              if k not in ignored and not k.startswith(RUN_SETTING_PREFIXES) and before.get(k) != now.get(k)]
+    if differ:
+        short = {k: k.removeprefix("bioflow.") for k in differ}
+        lines = "\n".join(f"  {short[k]}: {before.get(k, '(unset)')} in the run, {now.get(k, '(unset)')} now"
+                          for k in differ)
+        hint = (" To train for more epochs, pass --resume." if differ == ["bioflow.train.epochs"] else "")
+        raise BioflowError(f"{run} was trained with other bindings than the ones given now:\n{lines}\nContinuing "
+                           "would mix two configurations in one run. Use another --label, --trial or --seed for the "
+                           f"new configuration, or pass --clean to start this run over.{hint}")
+
+
+@contextlib.contextmanager
+def _disk_space(run):
+    """Report a full disk as one clear error that names the file (the run stays resumable)."""
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as err:
+        text = str(err)
+        if getattr(err, "errno", None) != errno.ENOSPC and "No space left on device" not in text:
+            raise
+        path = getattr(err, "filename", None) or _path_in(text, run)
+        raise BioflowError(f"No space left on device: {path}. Free some space, then rerun the same command to "
+                           "resume from the last completed epoch.") from err
+
+
+def _path_in(text, run):
+    """The run's top-level file or folder that a TensorFlow error message names (e.g. checkpoints/), or the run."""
+    for prefix in dict.fromkeys((str(run), str(run.resolve()))):
+        match = re.search(re.escape(prefix) + r"/([^/\s;:]+)", text)
+        if match:
+            return run / match.group(1)
+    return run
+
+
+def _mark_stopped(run, err):
+    """Record in ``run.json`` that the run failed or was stopped (best effort: the disk may be full)."""
+    with contextlib.suppress(Exception):
+        info = rundir.read_json(run / "run.json")
+        if info and info.get("status") == "running":
+            stopped = isinstance(err, (Interrupted, KeyboardInterrupt))
+            rundir.write_json(run / "run.json", dict(info, status="interrupted" if stopped else "failed",
+                                                     error=user_message(err)))
+
+
+def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, settings):
+    """Restore the checkpoint, train the remaining epochs, then finalise, evaluate and publish."""
+    s = settings
     ckpt_dir = run / "checkpoints" if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"bioflow_{worker_id()}_"))
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=2)
     start_epoch = 0
@@ -193,27 +301,28 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         start_epoch = int(trainer.epoch.numpy())
         print(f"Resuming {run.name} from epoch {start_epoch + 1} (checkpoint {pathlib.Path(latest).name}, "
               f"{start_epoch} epochs completed).", flush=True)
-    history = [r for r in rundir.read_history(run / "history.csv") if r["epoch"] < start_epoch]
 
     started = time.time()
     if chief:
         rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
         rundir.write_json(run / "run.json", dict(
-            state, status="running", model=model.name, label=label, trial=trial, seed=seed,
-            rng_seed=rng_seed, weights=_bound("build_model.weights"), epochs=epochs, epochs_completed=start_epoch, data=stats,
-            strategy=strategy, replicas=replicas, global_batch=global_batch, versions=_versions(),
+            {k: v for k, v in state.items() if k != "error"}, status="running", model=model.name,
+            label=s["label"], trial=s["trial"], seed=s["seed"], rng_seed=s["rng_seed"],
+            weights=_bound("build_model.weights"), epochs=s["epochs"], epochs_completed=start_epoch, data=stats,
+            strategy=s["strategy"], replicas=s["replicas"], global_batch=s["global_batch"], versions=_versions(),
             git_commit=git_commit()))
-    writer = tf.summary.create_file_writer(str(run / "logs")) if tensorboard and chief else None
+    writer = tf.summary.create_file_writer(str(run / "logs")) if s["tensorboard"] and chief else None
 
     def on_epoch_end(row):
         history.append(row)
-        if chief:
-            rundir.write_history(run / "history.csv", history)
-            if writer is not None:
-                with writer.as_default(step=row["epoch"]):
-                    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
-                        tf.summary.scalar(key, row[key])
-        manager.save(checkpoint_number=row["epoch"] + 1)
+        if not chief:
+            manager.save(checkpoint_number=row["epoch"] + 1)
+            return
+        rundir.commit_epoch(run, history, lambda: manager.save(checkpoint_number=row["epoch"] + 1))
+        if writer is not None:
+            with writer.as_default(step=row["epoch"]):
+                for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+                    tf.summary.scalar(key, row[key])
 
     def stop(signum, _frame):
         if trainer.stop_reason is not None:  # a second Ctrl-C stops at once
@@ -221,34 +330,39 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         print(f"\n{signal.Signals(signum).name}: stopping after the current step…", flush=True)
         trainer.request_stop(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        trainer.fit(lambda e: pipeline.train_dataset(global_batch, e, rng_seed),
-                    pipeline.test_dataset(global_batch), epochs, steps, on_epoch_end, progress=progress)
+        trainer.fit(lambda e: pipeline.train_dataset(s["global_batch"], e, s["rng_seed"]),
+                    pipeline.test_dataset(s["global_batch"]), s["epochs"], s["steps"], on_epoch_end,
+                    progress=s["progress"])
+    except BaseException as err:
+        if chief:
+            _mark_stopped(run, err)
+        raise
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
-    if chief:
-        _save_model(model, run / "model.keras")
-        rundir.plot_learning_curves(run / "learning_curves.png", history, f"{label}: {model.name}")
-        final = history[-1] if history else {}
-        summary = rundir.read_json(run / "run.json")
-        summary.update(status="complete", epochs=epochs, epochs_completed=len(history),
-                       seconds=summary.get("seconds", 0.0) + time.time() - started,
-                       final={k: final.get(k) for k in rundir.HISTORY_COLUMNS if k != "epoch"},
-                       finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        rundir.write_json(run / "run.json", summary)
-        if not skip_test:
-            evaluate(run, data=pipeline)
-        rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
-        print(f"\nRun complete: {run}\n"
-              f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
-              + ("" if skip_test else ", results/")
-              + (", logs/" if writer is not None else "")
-              + f"\n  final val_accuracy {final.get('val_accuracy', float('nan')):.4f} after {len(history)} epochs")
-        if publish:
-            _publish(run, publish, zoo)
-    else:
+    if not chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return run
+    _save_model(model, run / "model.keras")
+    rundir.plot_learning_curves(run / "learning_curves.png", history, f"{s['label']}: {model.name}")
+    final = history[-1] if history else {}
+    summary = rundir.read_json(run / "run.json")
+    summary.update(status="complete", epochs=s["epochs"], epochs_completed=len(history),
+                   seconds=summary.get("seconds", 0.0) + time.time() - started,
+                   final={k: final.get(k) for k in rundir.HISTORY_COLUMNS if k != "epoch"},
+                   finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    rundir.write_json(run / "run.json", summary)
+    if not s["skip_test"]:
+        evaluate(run, data=pipeline)
+    rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
+    print(f"\nRun complete: {run}\n"
+          f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
+          + ("" if s["skip_test"] else ", results/")
+          + (", logs/" if writer is not None else "")
+          + f"\n  final val_accuracy {final.get('val_accuracy', float('nan')):.4f} after {len(history)} epochs")
+    if s["publish"]:
+        _publish(run, s["publish"], s["zoo"])
     return run

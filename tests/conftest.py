@@ -26,3 +26,36 @@ def clean_gin():
     gin.clear_config()
     yield
     gin.clear_config()
+
+
+#: A tiny VGG-16 with the quickstart's Gabor bank on a small synthetic set: trains in seconds.
+TINY_RUN = (
+    "vgg16.width = 0.0625", "vgg16.fc_units = 16", "Synthetic.n_train = 256", "Synthetic.n_test = 64",
+    "train.epochs = 2", "train.batch_size = 32", "train.learning_rate = 1e-3",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_bindings():
+    """The gin bindings of a tiny quickstart run (no evaluation)."""
+    return list(TINY_RUN) + ["train.skip_test = True"]
+
+
+@pytest.fixture(scope="session")
+def tiny_entry(tmp_path_factory):
+    """``(run_dir, zoo_root)``: a tiny run, trained, evaluated on a small suite and published as ``tiny@1.0.0``.
+
+    Shared by the test session: copy it before changing it.
+    """
+    from bioflow import config
+    from bioflow.runner import train
+
+    root = tmp_path_factory.mktemp("tiny_zoo")
+    config.parse(["quickstart"], list(TINY_RUN) + [
+        "train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",
+        "NoiseSuite.noises = ['uniform', 'contrast']",
+        "NoiseSuite.levels = {'uniform': [0.0, 0.5, 1.0], 'contrast': [1.0, 0.1, 0.01]}",
+        "train.publish = 'tiny'", f"train.zoo = '{root}'"])
+    run = train(workdir=str(tmp_path_factory.mktemp("tiny_runs")), label="tiny")
+    gin.clear_config()
+    return run, root

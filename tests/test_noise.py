@@ -1,4 +1,10 @@
 """The perturbation suite against independent numpy/scipy versions of the SPEC §5 formulas."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -126,3 +132,85 @@ def test_suites_declared_in_gin():
 def test_rotation_of_non_square_images_matches_numpy(degrees):
     x = RNG.uniform(size=(2, 5, 7, 1)).astype(np.float32)
     np.testing.assert_array_equal(run("rotation", degrees, images=x), np.rot90(x, degrees // 90, axes=(1, 2)))
+
+
+def test_every_noise_works_at_several_image_sizes_in_one_process():
+    """Each size gets its own traced graph: 32, 64 and 224 in a row, then 32 again."""
+    for name, p in noise.REGISTRY.items():
+        level = p.levels[len(p.levels) // 2]
+        for size in (32, 64, 224, 32):
+            images = RNG.uniform(0.05, 0.95, size=(2, size, size, 1)).astype(np.float32)
+            out = run(name, level, images=images)
+            assert out.shape == images.shape and np.isfinite(out).all(), (name, size)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_an_error(bad):
+    images = X.copy()
+    images[2, 3, 4, 0] = bad
+    with pytest.raises(BioflowError, match="must be finite: 1 pixel values are NaN or infinite"):
+        noise.apply("contrast", images, 0.5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(level="0.5"), "Level '0.5' of noise 'uniform' is not a number"),
+    (dict(level=None), "Level None of noise 'uniform' is not a number"),
+    (dict(level=[0.5]), "is not a number"),
+    (dict(level=float("nan")), "out of range"),
+    (dict(images=np.zeros((0, 8, 8, 1), np.float32)), "no images to perturb"),
+    (dict(images=[["a"]]), "Images must be a float [N, H, W, 1]"),
+    (dict(indices=[0.5, 1, 2, 3, 4, 5]), "indices must be integers, got float64"),
+    (dict(indices=["a"] * 6), "indices must be integers"),
+    (dict(indices=[0, 1]), "indices has shape (2,) for 6 images"),
+])
+def test_bad_levels_batches_and_indices_give_bioflow_errors(kwargs, message):
+    args = {"images": X, "level": 0.5, "indices": None, **kwargs}
+    with pytest.raises(BioflowError) as info:
+        noise.apply("uniform", args["images"], args["level"], indices=args["indices"])
+    assert message in str(info.value)
+
+
+def test_chunked_batches_equal_one_batch():
+    images = RNG.uniform(0.05, 0.95, size=(7, 24, 24, 1)).astype(np.float32)
+    for name in ("uniform", "phase_scrambling", "low_pass"):
+        level = noise.get(name).levels[5]
+        whole = run(name, level, images=images, seed=3)
+        chunked = run(name, level, images=images, seed=3, chunk_bytes=3 * 24 * 24 * 4)  # chunks of 3 images
+        np.testing.assert_array_equal(chunked, whole)
+
+
+PEAK_MEMORY = """
+import json, re, sys
+import numpy as np
+from bioflow import noise
+
+def status(key):
+    return int(re.search(rf"{key}:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+
+noise.CHUNK_BYTES = 16 << 20
+small = np.random.default_rng(0).random((4, 224, 224, 1), dtype=np.float32)
+images = np.random.default_rng(0).random((int(sys.argv[1]), 224, 224, 1), dtype=np.float32)
+rise = {}
+for name, p in noise.REGISTRY.items():
+    level = p.levels[len(p.levels) // 2]
+    noise.apply(name, small, level)  # graphs and thread pools exist before the measurement
+    open("/proc/self/clear_refs", "w").write("5")  # resets the peak resident size (VmHWM)
+    base = status("VmRSS")
+    out = noise.apply(name, images, level)
+    rise[name] = (status("VmHWM") - base) / images.nbytes
+    del out
+print(json.dumps(rise))
+"""
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
+def test_peak_memory_of_a_large_batch_stays_a_small_multiple_of_the_input():
+    """1,000 images of 224×224 (192 MiB): the output plus chunk-sized intermediates, for every noise."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", PEAK_MEMORY, "1000"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rise = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(rise) == set(noise.REGISTRY)
+    too_big = {name: round(r, 2) for name, r in rise.items() if r > 1.75}
+    assert not too_big, f"peak memory rise, in multiples of the input: {too_big}"

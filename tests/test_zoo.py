@@ -1,8 +1,5 @@
 """The model zoo: publish, list, show, verify, export, pull over real HTTP, load and evaluate."""
-import contextlib
-import functools
 import hashlib
-import http.server
 import json
 import pathlib
 import re
@@ -11,7 +8,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import keras
@@ -25,6 +21,7 @@ from bioflow.errors import BioflowError
 from bioflow.runner import train
 from bioflow.zoo import naming
 from test_training import SUBPROCESS_ENV, TINY_TRAIN
+from zoo_http import ModelKerasHandler, QuietHandler, serve
 
 EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32",
                   "NoiseSuite.noises = ['uniform', 'invert']"]
@@ -49,35 +46,10 @@ def zoo_copy(published, tmp_path):
     return root
 
 
-@contextlib.contextmanager
-def serve(folder, handler_class=None):
-    """A threaded HTTP server on 127.0.0.1 (free port) serving ``folder``; yields its URL."""
-    handler = functools.partial(handler_class or QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class TruncatingHandler(QuietHandler):
+class TruncatingHandler(ModelKerasHandler):
     """Announces the full length of model.keras but sends half of it, then closes."""
 
-    def do_GET(self):
-        if not self.path.endswith("model.keras"):
-            return super().do_GET()
-        data = pathlib.Path(self.translate_path(self.path)).read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
+    def send_model(self, data):
         self.wfile.write(data[: len(data) // 2])
         self.close_connection = True
 
@@ -400,7 +372,7 @@ def test_truncated_response_fails_cleanly(published, tmp_path):
     assert_nothing_installed(local_root)
 
 
-@pytest.mark.parametrize("target", ["https://{host}{path}", "file:///etc/passwd"])
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://{host}{path}"])
 def test_redirect_to_another_scheme_is_refused(published, tmp_path, target):
     _, root = published
     remote = exported(root, tmp_path / "remote")

@@ -75,7 +75,7 @@ def main():
         for im in images:
             np.clip(BASELINE[name](im[..., 0].astype(np.float64), level, rng), 0, 1)
         t_base = time.perf_counter() - start
-        perturb = noise.compiled(name, float(level), 0, BG)
+        perturb = noise.compiled(name, float(level), 0, BG, args.size, args.size)
         float(tf.reduce_sum(perturb(tensor, indices)))  # warm-up: traces the graph for this shape and level
         times = []
         for _ in range(args.repeats):

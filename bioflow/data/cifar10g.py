@@ -1,11 +1,11 @@
 """CIFAR-10G (generalisation test sets) as a TensorFlow Datasets builder (SPEC §6).
 
 Six sets of 10 images per CIFAR-10 class at 224×224: line drawings, contours and silhouettes,
-each also inverted. The builder downloads the public archive of github.com/bdevans/CIFAR-10G,
-or reads a local copy given as TFDS's manual dir::
+each also inverted. The builder reads a local copy (``copy=``, or TFDS's manual dir when it
+exists), or else downloads the public archive of github.com/bdevans/CIFAR-10G::
 
-    builder = Cifar10G(data_dir=tmp)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=COPY))
+    builder = Cifar10G(data_dir=tmp, copy=COPY)   # COPY holds 224x224/; never downloads
+    builder.download_and_prepare()
     ds = builder.as_dataset(split="contours_inverted", as_supervised=True)
 
 PNG modes ``L`` and ``1`` both load; the README.md files in the set folders are ignored.
@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from bioflow.data.sources import CIFAR10_CLASSES
+from bioflow.data.sources import CIFAR10_CLASSES, check_reachable
 from bioflow.errors import BioflowError
 
 SETS = ("line_drawings", "contours", "silhouettes")
@@ -46,6 +46,17 @@ def check_layout(root):
                 raise BioflowError(f"CIFAR-10G set {name!r} has no images for class {cls!r} ({folder}).")
 
 
+def check_folder(folder):
+    """The ``224x224`` folder of the CIFAR-10G copy ``folder``, or an error that says what was expected."""
+    root = find_root(folder)
+    if root is None:
+        raise BioflowError(f"{folder} is not a CIFAR-10G copy: expected {pathlib.Path(folder) / '224x224'}/<set>/"
+                           f"<class>/*.png, with the sets {', '.join(ALL_SETS)}. Give the folder that holds "
+                           "224x224/ (a clone of github.com/bdevans/CIFAR-10G), or 'download' to fetch it.")
+    check_layout(root)
+    return root
+
+
 class Cifar10G(tfds.core.GeneratorBasedBuilder):
     """CIFAR-10G: one split per set, images ``(224, 224, 1)`` uint8 and CIFAR-10 labels."""
 
@@ -54,7 +65,11 @@ class Cifar10G(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "The six sets of github.com/bdevans/CIFAR-10G at 224x224."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Optional: a local copy of github.com/bdevans/CIFAR-10G (the folder holding 224x224/), given as "
-        "manual_dir. Without it the builder downloads the repository's archive.")
+        "copy= or as manual_dir. Without it the builder downloads the repository's archive.")
+
+    def __init__(self, *, copy=None, **kwargs):
+        self._copy = copy  # a local copy: an error when it is wrong, never a fallback to a download
+        super().__init__(**kwargs)
 
     def _info(self):
         return self.dataset_info_from_configs(
@@ -70,17 +85,24 @@ class Cifar10G(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        manual = None
-        try:
-            manual = dl_manager.manual_dir
-        except AssertionError:  # TFDS asserts when no manual dir was configured
-            manual = None
-        root = find_root(manual) if manual is not None and pathlib.Path(manual).exists() else None
-        if root is None:
+        folder = self._copy
+        if folder is None:
+            try:
+                folder = dl_manager.manual_dir  # TFDS's convention: used when it exists and is not empty
+            except AssertionError:
+                folder = None
+        if folder is not None:
+            root = check_folder(folder)
+        else:
+            try:
+                check_reachable(ARCHIVE_URL)  # fails in seconds offline, instead of TFDS's minutes of retries
+            except ConnectionError as err:
+                raise BioflowError(f"Cannot download CIFAR-10G: {err}. Give a local copy with --cifar10g DIR "
+                                   "(evaluate.generalisation_dir), the folder that holds 224x224/.") from err
             root = find_root(dl_manager.download_and_extract(ARCHIVE_URL))
             if root is None:
                 raise BioflowError(f"The CIFAR-10G archive from {ARCHIVE_URL} has no 224x224/ folder.")
-        check_layout(root)
+            check_layout(root)
         return {name: self._generate_examples(root / name) for name in ALL_SETS}
 
     def _generate_examples(self, folder):

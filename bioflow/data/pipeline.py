@@ -60,6 +60,10 @@ class DataPipeline:
                 batches = self._resized(self.splits.train).batch(256)
             mean, std = compute_statistics(batches)
             origin = "computed"
+        if not std > 1e-6:  # also NaN
+            raise BioflowError(f"Data set {self.splits.name!r} has a pixel standard deviation of {std:.3g} (every "
+                               f"training pixel is {mean:.4g}): normalising would divide by zero and nothing can "
+                               "be learned from it. Check the data source.")
         self.stats = dict(dataset=self.splits.name, interpolation=self.interpolation, image_size=image_size,
                           mean=mean, std=std, origin=origin, n_train=self.splits.n_train,
                           n_test=self.splits.n_test, classes=list(self.splits.class_names))

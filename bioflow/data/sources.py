@@ -166,6 +166,9 @@ class ImageFolder:
         test_dir = self._test_dir(root)
         test_files = _list_class_folders(test_dir, "Test")
         classes = tuple(train_files)
+        if len(classes) < 2:
+            raise BioflowError(f"Image folder {root / 'train'} has one class ({classes[0]!r}); a classifier needs at "
+                               "least two. Add a sub-folder of images per class to train/ and to the test folder.")
         unknown = sorted(set(test_files) - set(classes))
         if unknown:
             raise BioflowError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}.")

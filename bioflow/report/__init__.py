@@ -4,6 +4,7 @@
 every chart is also written as CSV beside the HTML, and optionally every chart as PNG.
 """
 import datetime
+import html
 import pathlib
 
 import altair as alt
@@ -48,7 +49,7 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
 
     kernels = {}
     for entry in data.entries:
-        bank = collect_lib.kernels(entry)
+        bank = collect_lib.kernels(entry, problems)
         if bank:
             kernels[entry.spec] = bank
     first_per_model = {}
@@ -61,7 +62,8 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     for cid, (heading, _) in chart_specs.items():
         note = ""
         if cid == "auc_ratio" and data.reference:
-            note = "<p>Reference per base: " + ", ".join(f"{b}: {r}" for b, r in data.reference.items()) + ".</p>"
+            note = ("<p>Reference per base: " + html.escape(", ".join(f"{b}: {r}" for b, r in data.reference.items()))
+                    + ".</p>")
         sections.append((f"section-{cid}", heading, f'{note}<div class="chart" id="{cid}"></div>'))
     sections += [("kernels", "Filter-bank kernels", page.kernel_gallery(kernels)),
                  ("examples", "Perturbed examples", page.example_gallery(examples)),
@@ -69,7 +71,7 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     entries = ", ".join(e.spec for e in data.entries)
     subtitle = (f"{len(data.entries)} zoo entries ({entries}); made "
                 f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Chance accuracy is {collect_lib.CHANCE}.")
-    html = page.render("bioflow robustness report", subtitle, sections,
+    document = page.render("bioflow robustness report", subtitle, sections,
                        {cid: spec for cid, (_, spec) in chart_specs.items()}, problems,
                        vl_convert.javascript_bundle())
     data.problems = problems
@@ -81,5 +83,5 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
         png_dir = pathlib.Path(png_dir)
         for cid, (_, spec) in chart_specs.items():
             atomic_write(png_dir / f"{cid}.png", vl_convert.vegalite_to_png(spec, scale=2))
-    atomic_write(out, html)
+    atomic_write(out, document)
     return data

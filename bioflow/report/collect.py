@@ -53,15 +53,23 @@ class ReportData:
                     auc=self.aucs, auc_ratio=self.ratios, generalisation=self.generalisation, history=self.history)
 
 
-def select(zoo, specs=(), label=None, all_entries=False):
-    """The entries named by ``specs``, or with run label ``label``, or the latest of every name."""
+def select(zoo, specs=(), label=None, all_entries=False, problems=None):
+    """The entries named by ``specs``, or with run label ``label``, or the latest of every name.
+
+    An entry whose card cannot be read is skipped and named in ``problems``.
+    """
     if not (specs or label or all_entries):
         raise BioflowError("Choose the entries to report: NAME[@VERSION]…, --label LABEL or --all.")
     if specs:
         pairs = [zoo.resolve(s) for s in specs]
     else:
         pairs = [(n, zoo.versions(n)[-1]) for n in zoo.names()]
-    entries = [Entry(zoo.card(f"{n}@{v}"), zoo.path(n, v)) for n, v in dict.fromkeys(pairs)]
+    entries = []
+    for n, v in dict.fromkeys(pairs):
+        try:
+            entries.append(Entry(zoo.card(f"{n}@{v}"), zoo.path(n, v)))
+        except BioflowError as err:
+            (problems if problems is not None else []).append(f"{n}@{v} is skipped: {err}")
     if label is not None:
         labels = sorted({str(e.card.get("run", {}).get("label")) for e in entries})
         entries = [e for e in entries if e.card.get("run", {}).get("label") == label]
@@ -85,15 +93,40 @@ def _meta(entry):
                 Trial=entry.card.get("run", {}).get("trial"))
 
 
+#: ``file: (required columns, numeric columns)`` of the tables a report reads from an entry.
+TABLE_COLUMNS = {
+    "results/perturbation.csv": (("Noise", "LI", "Level", "Accuracy"), ("LI", "Level", "Accuracy")),
+    "results/generalisation.csv": (("Type", "Inverted", "Accuracy"), ("Accuracy",)),
+    "history.csv": (("epoch", "loss", "accuracy", "val_loss", "val_accuracy"),
+                    ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")),
+}
+
+
 def _read_csv(entry, rel, problems, why):
+    """An entry's table, or None with the reason in ``problems`` (missing, empty or garbage)."""
     path = entry.folder / rel
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         problems.append(f"{entry.spec}: no {rel}, so {why}.")
         return None
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        problems.append(f"{entry.spec}: {rel} is not a readable table ({type(err).__name__}), so {why}.")
+        return None
     if table.empty:
         problems.append(f"{entry.spec}: {rel} is empty, so {why}.")
         return None
+    required, numeric = TABLE_COLUMNS[rel]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        problems.append(f"{entry.spec}: {rel} lacks the columns {', '.join(missing)}, so {why}.")
+        return None
+    for column in numeric:
+        values = pd.to_numeric(table[column], errors="coerce")
+        if values.isna().any():
+            problems.append(f"{entry.spec}: {rel} has values that are not numbers in column {column}, so {why}.")
+            return None
+        table[column] = values
     return table
 
 
@@ -174,8 +207,8 @@ def generalisation_bars(generalisation):
 def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=None):
     """Select entries and build every table of the report (:class:`ReportData`)."""
     zoo = Zoo(zoo_root)
-    entries = select(zoo, specs, label, all_entries)
     problems = []
+    entries = select(zoo, specs, label, all_entries, problems)
     pert, gen, hist = [], [], []
     for e in entries:
         meta = _meta(e)
@@ -219,33 +252,51 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
                       reference=refs)
 
 
-def kernels(entry):
+def kernels(entry, problems=None):
     """``{layer name: kernels [k, h, w] (first input channel)}`` of the entry's filter-bank layers.
 
-    Read from the saved model (loaded in safe mode), so a bank that was trained shows its trained
-    kernels.
+    Read from the saved model (checked, then loaded in safe mode), so a bank that was trained
+    shows its trained kernels. What cannot be shown is named in ``problems``.
     """
     import keras
 
     import bioflow.model  # noqa: F401  (registers bioflow's layers)
+    from bioflow.zoo import checks
 
+    problems = problems if problems is not None else []
     names = list(entry.card.get("architecture", {}).get("filter_bank", {}))
     if not names:
         return {}
-    model = keras.saving.load_model(entry.folder / "model.keras", safe_mode=True)
+    refused = checks.model_problems(entry.folder / "model.keras")
+    if refused:
+        problems.append(f"{entry.spec}: its kernels are not shown: model.keras {'; '.join(refused)}.")
+        return {}
+    try:
+        model = keras.saving.load_model(entry.folder / "model.keras", safe_mode=True)
+    except Exception as err:  # Keras raises many types for archives it cannot rebuild
+        problems.append(f"{entry.spec}: its kernels are not shown: model.keras does not load ({type(err).__name__}).")
+        return {}
     out = {}
     for name in names:
-        kernel = np.asarray(model.get_layer(name).get_weights()[0])  # [h, w, in, k]
-        out[name] = np.transpose(kernel[:, :, 0, :], (2, 0, 1))
+        try:
+            kernel = np.asarray(model.get_layer(name).get_weights()[0])  # [h, w, in, k]
+        except (ValueError, IndexError):
+            problems.append(f"{entry.spec}: the card names a filter-bank layer {name!r} that its model lacks.")
+            continue
+        if kernel.ndim == 4:
+            out[name] = np.transpose(kernel[:, :, 0, :], (2, 0, 1))
     return out
 
 
 def example_images(entry):
     """``{noise: PNG bytes}`` of the entry's saved perturbation grids (``results/images``)."""
     folder = entry.folder / "results" / "images"
-    return {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
+    if not folder.is_dir() or folder.is_symlink():
+        return {}
+    return {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png")) if p.is_file() and not p.is_symlink()}
 
 
 def operative_config(entry):
+    """The entry's config as text (shown, escaped, never parsed)."""
     path = entry.folder / "operative_config.gin"
-    return path.read_text() if path.is_file() else ""
+    return path.read_text(errors="replace") if path.is_file() and not path.is_symlink() else ""

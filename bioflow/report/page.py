@@ -2,8 +2,15 @@
 
 Nothing in the page refers to the network: the Vega, Vega-Lite and vega-embed JavaScript comes
 from vl-convert-python's bundle, data are inlined in the specs, and images are ``data:`` URIs.
+
+Every string that comes from a zoo entry (names, labels, layer names, configs, CSV cells) is
+hostile: it is HTML-escaped in the page and JSON-escaped inside the script. A
+Content-Security-Policy ``<meta>`` allows only the page's own two scripts (by sha256), inline
+styles and ``data:`` images: no other script, no eval and no request can run, whatever slipped
+through.
 """
 import base64
+import hashlib
 import html
 import json
 import re
@@ -84,7 +91,7 @@ def kernel_gallery(entry_kernels):
     parts = []
     for spec, layers in entry_kernels.items():
         for layer, kernels in layers.items():
-            figures = "".join(f'<figure><img alt="{html.escape(spec)} {layer} kernel {i}" '
+            figures = "".join(f'<figure><img alt="{html.escape(spec)} {html.escape(layer)} kernel {i}" '
                               f'src="{png_data_uri(kernel_png(k))}"><figcaption>{i}</figcaption></figure>'
                               for i, k in enumerate(kernels))
             parts.append(f"<h3>{html.escape(spec)}: {html.escape(layer)} ({len(kernels)} kernels)</h3>"
@@ -104,9 +111,20 @@ def example_gallery(entry_images):
     return "\n".join(parts) or ("<p>No entry saved perturbed examples (evaluate with <code>--save-images</code>).</p>")
 
 
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def _script_json(obj):
-    """JSON safe inside a ``<script>`` element."""
-    return json.dumps(obj).replace("</", "<\\/").replace("<!--", "<\\!--")
+    """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` survives unescaped."""
+    return re.sub("[<>&\u2028\u2029]", lambda m: _SCRIPT_ESCAPES[m.group()], json.dumps(obj))
+
+
+def _csp(*scripts):
+    """A Content-Security-Policy that allows exactly ``scripts`` (by hash), inline styles and data: images."""
+    hashes = " ".join("'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+                      for s in scripts)
+    return (f"default-src 'none'; script-src {hashes}; style-src 'unsafe-inline'; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
 
 
 def render(title, subtitle, sections, specs, problems, javascript):
@@ -120,11 +138,14 @@ def render(title, subtitle, sections, specs, problems, javascript):
     embed = ("const specs = " + _script_json(specs) + ";\n"
              "window.bioflowViews = {};\n"
              "for (const [id, spec] of Object.entries(specs)) {\n"
-             "  window.vegaEmbed('#' + id, spec, {renderer: 'svg', actions: false})\n"
+             "  // ast: Vega interprets its expressions instead of compiling them, so the CSP needs no eval\n"
+             "  window.vegaEmbed('#' + id, spec, {renderer: 'svg', actions: false, ast: true})\n"
              "    .then((result) => { window.bioflowViews[id] = result.view; })\n"
              "    .catch((err) => console.error('chart ' + id + ': ' + err));\n"
              "}\n")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{_csp(javascript, embed)}">\n'
+            f"<title>{html.escape(title)}</title>\n"
             f"<style>{PAGE_STYLE}</style>\n"
             f'<script type="module">{javascript}</script>\n'
             f'<script type="module">{embed}</script>\n'

@@ -1,22 +1,129 @@
-"""The run directory: its layout and atomic writes of its files.
+"""The run directory: its layout, its lock and atomic writes of its files.
 
     <workdir>/<label>/<model>_t<trial>_s<seed>/
         operative_config.gin  history.csv  run.json  learning_curves.png  model.keras
         checkpoints/  logs/ (TensorBoard)  results/ (bioflow.evaluate)
+        .lock  .lock.owner (while a process trains or evaluates it)
 """
+import contextlib
 import csv
+import datetime
+import errno
 import io
 import json
 import os
 import pathlib
+import shutil
+import signal
+import socket
+import sys
 import tempfile
+import threading
+
+import filelock
+
+from bioflow.errors import BioflowError
+from bioflow.validation import safe_name
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
+LOCK, OWNER = ".lock", ".lock.owner"
+#: The history with the epoch being committed, written before that epoch's checkpoint.
+PENDING_HISTORY = ".history.pending.csv"
+def check_path_name(value, what):
+    """Return ``value`` if it can name a folder of a run (one safe path component), else raise."""
+    return safe_name(value, what, " (runs stay inside --workdir)")
 
 
 def run_dir(workdir, label, model_name, trial, seed):
-    """The folder of one run."""
+    """The folder of one run; ``label`` and ``model_name`` must be single safe path components."""
+    check_path_name(label, "The label")
+    check_path_name(model_name, "The model name")
     return pathlib.Path(workdir) / label / f"{model_name}_t{trial}_s{seed}"
+
+
+_HELD = {}  # run directory → [lock, depth]: a process may re-enter its own lock
+_HELD_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def locked(folder, action="train"):
+    """Hold ``folder``'s lock (``folder/.lock``) while training or evaluating it.
+
+    A second process stops at once with a message naming the holder's PID (from ``.lock.owner``).
+    The same process may nest it (training, then evaluating).
+    """
+    folder = pathlib.Path(folder).resolve()
+    with _HELD_GUARD:
+        held = _HELD.get(folder)
+        if held is not None:
+            held[1] += 1
+    if held is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(folder / LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise BioflowError(f"{folder} is in use: {_owner(folder)}. Two processes must not share a run "
+                               "directory; wait for that one to finish, or stop it.") from None
+        with contextlib.suppress(OSError):  # who holds it is for messages only (the disk may be full)
+            atomic_write(folder / OWNER, json.dumps(dict(
+                pid=os.getpid(), host=socket.gethostname(), action=action, command=" ".join(sys.argv),
+                since=datetime.datetime.now().astimezone().isoformat(timespec="seconds"))) + "\n")
+        held = _HELD[folder] = [lock, 1]
+    try:
+        yield folder
+    finally:
+        with _HELD_GUARD:
+            held[1] -= 1
+            last = held[1] == 0
+            if last:
+                del _HELD[folder]
+        if last:
+            with contextlib.suppress(OSError):
+                (folder / OWNER).unlink()
+            held[0].release()
+
+
+def _owner(folder):
+    try:
+        owner = json.loads((folder / OWNER).read_text())
+        return (f"process {owner['pid']} on {owner['host']} holds it ({owner['action']} since {owner['since']}: "
+                f"{owner['command']})")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process holds its lock (its PID is not recorded yet)"
+
+
+def is_empty(folder):
+    """True when ``folder`` holds nothing but its lock files."""
+    return all(p.name in (LOCK, OWNER) for p in pathlib.Path(folder).iterdir())
+
+
+def clear(folder):
+    """Delete everything in ``folder`` except its lock files (``--clean`` under the lock)."""
+    for path in pathlib.Path(folder).iterdir():
+        if path.name in (LOCK, OWNER):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Turn SIGTERM into ``KeyboardInterrupt`` (main thread only), so cleanup code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, _frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _umask():
@@ -40,8 +147,10 @@ def atomic_write(path, data):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         pathlib.Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC and err.filename is None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err  # name the file
         raise
 
 
@@ -50,8 +159,19 @@ def write_json(path, obj):
 
 
 def read_json(path):
+    """The JSON object in ``path``, None when the file does not exist; a clear error when it is corrupt."""
     path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, RecursionError) as err:  # includes an empty file and invalid UTF-8
+        raise BioflowError(f"{path} is corrupt ({type(err).__name__}: {str(err)[:200]}). Restore it, or pass "
+                           "--clean to start the run over.") from None
+    if not isinstance(value, dict):
+        raise BioflowError(f"{path} is corrupt: it holds a JSON {type(value).__name__}, not an object. Restore it, "
+                           "or pass --clean to start the run over.")
+    return value
 
 
 def write_history(path, rows):
@@ -65,11 +185,48 @@ def write_history(path, rows):
 
 
 def read_history(path):
+    """The rows of a history CSV (``[]`` when it does not exist); a clear error when it is corrupt."""
     path = pathlib.Path(path)
     if not path.is_file():
         return []
-    with path.open() as f:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+    try:
+        with path.open() as f:
+            return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+    except (ValueError, TypeError, csv.Error) as err:
+        raise BioflowError(f"{path} is corrupt ({err}). Restore it, or pass --clean to start the run over.") from None
+
+
+def committed_history(run, checkpoint_epochs):
+    """``history.csv`` of a run whose newest checkpoint holds ``checkpoint_epochs`` epochs.
+
+    An epoch is committed by writing :data:`PENDING_HISTORY`, then its checkpoint, then renaming
+    the pending file to ``history.csv``. A pending file that matches the checkpoint is therefore
+    completed here, and one that runs ahead of it (the checkpoint was never written) is dropped.
+    A ``history.csv`` that disagrees with the checkpoint is refused: the history is never cut.
+    """
+    run = pathlib.Path(run)
+    pending = run / PENDING_HISTORY
+    if pending.exists():
+        if len(read_history(pending)) == checkpoint_epochs:
+            os.replace(pending, run / "history.csv")
+        else:
+            pending.unlink()
+    rows = read_history(run / "history.csv")
+    if len(rows) != checkpoint_epochs or [r["epoch"] for r in rows] != list(range(len(rows))):
+        where = (f"the newest checkpoint holds {checkpoint_epochs}" if checkpoint_epochs else
+                 "there is no checkpoint (checkpoints/ is missing or empty)")
+        raise BioflowError(f"{run / 'history.csv'} records {len(rows)} epochs, but {where}. Resuming would "
+                           "retrain those epochs and lose their history; restore the checkpoints, or pass "
+                           "--clean to start the run over.")
+    return rows
+
+
+def commit_epoch(run, rows, save_checkpoint):
+    """Record ``rows`` (the history including the new epoch) and that epoch's checkpoint, in that order."""
+    run = pathlib.Path(run)
+    write_history(run / PENDING_HISTORY, rows)
+    save_checkpoint()
+    os.replace(run / PENDING_HISTORY, run / "history.csv")
 
 
 def plot_learning_curves(path, rows, title):

@@ -2,9 +2,10 @@
 
     model, card = bioflow.zoo.load("quickstart@1.0.0")
 
-Modules, in the order data flows: ``naming`` (safe names and versions), ``local`` (the zoo
-folder, its lock and catalogue), ``card`` (publishing a run), ``remote`` (export and verified
-pull), ``loading`` (entry → model).
+Modules, in the order data flows: ``naming`` (safe names and versions), ``checks`` (what an
+entry must hold: a typed card, a config without code, a model without Lambda layers), ``local``
+(the zoo folder, its lock and catalogue), ``card`` (publishing a run), ``remote`` (export and
+verified pull), ``loading`` (entry → model).
 """
 from bioflow.zoo import loading
 from bioflow.zoo.card import publish, published_as

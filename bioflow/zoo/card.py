@@ -6,15 +6,18 @@ settings, parameter counts), how well it does (headline metrics) and the sha256 
 every other file in the entry.
 """
 import json
+import os
 import pathlib
 import shutil
+import stat
 
 import bioflow
 from bioflow.errors import BioflowError
 from bioflow.model import describe
 from bioflow.summary import model_summary
-from bioflow.zoo import naming
-from bioflow.zoo.local import CARD, Zoo, sha256_file, utc_now
+from bioflow.training.rundir import atomic_write
+from bioflow.zoo import checks, naming
+from bioflow.zoo.local import CARD, Zoo, file_kind, sha256_file, utc_now, walk
 
 #: Files copied from the run directory (``results/`` is copied whole when present).
 RUN_FILES = ("model.keras", "operative_config.gin", "history.csv")
@@ -52,22 +55,72 @@ def headline_metrics(run_dir, info):
     return metrics
 
 
+def publishable_files(run):
+    """The run's files to publish (``RUN_FILES`` and all of ``results/``), relative to the run.
+
+    Only regular files are published, and links are never followed: a symbolic link (which could
+    point at a private key), a FIFO, a socket or a device is refused with its name.
+    """
+    run = pathlib.Path(run)
+    files, bad = [], []
+
+    def add(path):
+        kind = file_kind(path)
+        rel = path.relative_to(run).as_posix()
+        if kind == "regular file":
+            files.append(rel)
+        elif kind == "symbolic link":
+            bad.append(f"{rel} (a symbolic link to {os.readlink(path)})")
+        elif kind != "directory":
+            bad.append(f"{rel} (a {kind})")
+
+    for rel in RUN_FILES:
+        if file_kind(run / rel) == "missing":
+            raise BioflowError(f"{run} has no {rel}; it cannot be published.")
+        add(run / rel)
+    if file_kind(run / "results") == "directory":
+        for path in walk(run / "results"):
+            add(path)
+    elif file_kind(run / "results") != "missing":
+        add(run / "results")
+    if bad:
+        raise BioflowError(f"{run} holds files that are not regular files: {', '.join(bad)}. bioflow publishes only "
+                           "regular files and never follows links; remove them, or replace them with copies.")
+    return files
+
+
+def _copy_regular(src, dst):
+    """Copy ``src`` to ``dst`` only if ``src`` is a regular file (opened without following a link)."""
+    try:
+        fd = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise BioflowError(f"Cannot publish {src}: {err.strerror} (it must be a regular file).") from err
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            raise BioflowError(f"Cannot publish {src}: it is not a regular file.")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with open(dst, "wb") as target:
+            shutil.copyfileobj(source, target)
+
+
 def stage_run(run_dir, folder, name, version):
-    """Copy a run's files into ``folder`` and write its ``card.json``. Returns the card."""
+    """Copy a run's files into ``folder`` and write its ``card.json``. Returns the card.
+
+    The staged entry must pass the checks a pull makes (:mod:`bioflow.zoo.checks`), so that every
+    published entry can be pulled.
+    """
     from bioflow.evaluate import load_run
 
     run = pathlib.Path(run_dir)
+    sources = publishable_files(run)
     model, info = load_run(run)
-    if info.get("status") != "complete":
-        raise BioflowError(f"{run} is not a complete run (status {info.get('status')!r}); finish training first.")
-    for rel in RUN_FILES:
-        if not (run / rel).is_file():
-            raise BioflowError(f"{run} has no {rel}; it cannot be published.")
-        shutil.copy2(run / rel, folder / rel)
-    if (run / "results").is_dir():
-        shutil.copytree(run / "results", folder / "results")
-    files = {p.relative_to(folder).as_posix(): dict(sha256=sha256_file(p), size=p.stat().st_size)
-             for p in sorted(folder.rglob("*")) if p.is_file()}
+    for rel in sources:
+        _copy_regular(run / rel, folder / rel)
+    problems = checks.entry_problems(folder, str(run))
+    if problems:
+        reasons = "; ".join(p.rstrip(".") for p in problems)
+        raise BioflowError(f"{run} cannot be published, because a pull would refuse it: {reasons}.")
+    files = {rel: dict(sha256=sha256_file(folder / rel), size=(folder / rel).stat().st_size) for rel in sorted(sources)}
     counts = model_summary(model)
     card = dict(
         name=name, version=version, created=utc_now(),
@@ -83,7 +136,7 @@ def stage_run(run_dir, folder, name, version):
         metrics=headline_metrics(run, info),
         files=files,
     )
-    (folder / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    atomic_write(folder / CARD, json.dumps(card, indent=2) + "\n")
     return card
 
 
@@ -112,6 +165,10 @@ def published_as(run_dir, name, root=None):
         return None
     digest = sha256_file(model)
     for version in reversed(zoo.versions(name)):
-        if zoo.card(f"{name}@{version}").get("files", {}).get("model.keras", {}).get("sha256") == digest:
+        try:
+            card = zoo.card(f"{name}@{version}")
+        except BioflowError:
+            continue  # a corrupt card is no evidence either way
+        if card["files"].get("model.keras", {}).get("sha256") == digest:
             return version
     return None

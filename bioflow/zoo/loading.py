@@ -1,12 +1,12 @@
 """Loading zoo entries: ``bioflow.zoo.load("NAME[@VERSION]")`` → ``(model, card)``."""
-import json
 import os
 
 import keras
 
 import bioflow.model  # noqa: F401  (registers bioflow's layers for deserialisation)
 from bioflow.errors import BioflowError
-from bioflow.zoo.local import CARD, Zoo, sha256_file
+from bioflow.zoo import checks
+from bioflow.zoo.local import Zoo, sha256_file
 from bioflow.zoo.remote import ENV_REMOTE, pull
 
 
@@ -27,12 +27,20 @@ def load(spec, root=None, remote=None):
         pull(spec, remote=remote, root=root)
         name, version = zoo.resolve(spec)
     folder = zoo.path(name, version)
-    card = json.loads((folder / CARD).read_text())
-    declared = card.get("files", {}).get("model.keras", {}).get("sha256")
-    if declared is None or sha256_file(folder / "model.keras") != declared:
-        raise BioflowError(f"{folder / 'model.keras'} does not match the sha256 in its card; run "
+    card = zoo.card(f"{name}@{version}")
+    path = folder / "model.keras"
+    declared = card["files"].get("model.keras", {}).get("sha256")
+    if declared is None or not path.is_file() or path.is_symlink() or sha256_file(path) != declared:
+        raise BioflowError(f"{path} does not match the sha256 in its card; run "
                            f"`bioflow zoo verify {name}@{version}` and pull the entry again into a fresh zoo.")
-    model = keras.saving.load_model(folder / "model.keras", safe_mode=True)
+    problems = checks.model_problems(path)
+    if problems:
+        raise BioflowError(f"Refusing to load {name}@{version}: model.keras {'; '.join(problems)}.")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # Keras raises many types for archives it cannot rebuild
+        raise BioflowError(f"Cannot load {path} with Keras' safe mode: {type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:300] if str(err) else ''}") from err
     return model, card
 
 

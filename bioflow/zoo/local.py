@@ -12,7 +12,6 @@ not there.
 """
 import contextlib
 import datetime
-import fcntl
 import hashlib
 import json
 import os
@@ -20,10 +19,13 @@ import pathlib
 import shutil
 import stat
 import tempfile
+import warnings
+
+import filelock
 
 from bioflow.errors import BioflowError, choices
 from bioflow.training.rundir import atomic_write
-from bioflow.zoo import naming
+from bioflow.zoo import checks, naming
 
 CATALOGUE = "catalogue.json"
 CARD = "card.json"
@@ -105,51 +107,73 @@ class Zoo:
         return self.root / naming.check_name(name) / naming.check_version(version)
 
     def card(self, spec):
-        """The ``card.json`` of an entry, as a dict."""
+        """The checked ``card.json`` of an entry, as a dict (a clear error when it is corrupt)."""
         name, version = self.resolve(spec)
-        return json.loads((self.path(name, version) / CARD).read_text())
+        return checks.read_card(self.path(name, version) / CARD, name, version)
 
-    def entries(self):
-        """Every card, sorted by name then version."""
-        return [json.loads((self.path(n, v) / CARD).read_text()) for n in self.names() for v in self.versions(n)]
+    def entries(self, on_problem=None):
+        """Every readable card, sorted by name then version.
+
+        An unreadable or invalid card is skipped, and ``on_problem(message)`` (default: a warning)
+        hears why, so one bad entry does not hide the others.
+        """
+        cards = []
+        for name in self.names():
+            for version in self.versions(name):
+                try:
+                    cards.append(self.card(f"{name}@{version}"))
+                except BioflowError as err:
+                    (on_problem or _warn)(f"skipping {name}@{version}: {err}")
+        return cards
 
     def verify(self, spec):
-        """Re-hash every file of an entry. Returns a list of problems (empty when it is intact)."""
+        """Re-hash every file of an entry and check what it holds. Returns the problems (none when intact).
+
+        Files are examined with ``lstat``: a symbolic link (or any file that is not a regular file) is
+        a problem and is never followed.
+        """
         name, version = self.resolve(spec)
         folder = self.path(name, version)
-        card = json.loads((folder / CARD).read_text())
+        try:
+            card = self.card(f"{name}@{version}")
+        except BioflowError as err:
+            return [str(err)]
         problems = []
         recorded = self.catalogue().get("entries", {}).get(name, {}).get("versions", {}).get(version, {})
         card_hash = recorded.get("card", {}).get("sha256")
         if card_hash and sha256_file(folder / CARD) != card_hash:
             problems.append(f"{CARD}: sha256 differs from the catalogue's")
-        declared = card.get("files", {})
+        declared = card["files"]
         for rel, meta in sorted(declared.items()):
             path = folder / rel
-            if not path.is_file():
+            kind = file_kind(path)
+            if kind == "missing":
                 problems.append(f"{rel}: missing")
-            elif path.stat().st_size != meta["size"]:
-                problems.append(f"{rel}: {path.stat().st_size} bytes, the card says {meta['size']}")
+            elif kind != "regular file":
+                problems.append(f"{rel}: a {kind}, not a regular file")
+            elif path.lstat().st_size != meta["size"]:
+                problems.append(f"{rel}: {path.lstat().st_size} bytes, the card says {meta['size']}")
             elif sha256_file(path) != meta["sha256"]:
                 problems.append(f"{rel}: sha256 differs from the card's")
-        for path in sorted(folder.rglob("*")):
+        for path in walk(folder):
             rel = path.relative_to(folder).as_posix()
-            if path.is_file() and rel != CARD and rel not in declared:
-                problems.append(f"{rel}: not listed in the card")
+            kind = file_kind(path)
+            if kind == "directory" or rel == CARD or rel in declared:
+                continue
+            problems.append(f"{rel}: not listed in the card" if kind == "regular file"
+                            else f"{rel}: a {kind}, not listed in the card")
+        if not problems:
+            problems += checks.entry_problems(folder, f"{name}@{version}")
         return problems
 
     # -- writing ---------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self):
-        """An exclusive lock on the zoo (``fcntl.flock`` on ``<root>/.lock``)."""
+        """An exclusive lock on the zoo (``filelock`` on ``<root>/.lock``); waits for other holders."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with filelock.FileLock(str(self.root / ".lock")):
+            yield
 
     @contextlib.contextmanager
     def staging(self, prefix):
@@ -175,14 +199,12 @@ class Zoo:
             if version is None:
                 version = naming.next_version(self.versions(name))
                 card = json.loads((staged / CARD).read_text())
-                (staged / CARD).write_text(json.dumps(dict(card, version=version), indent=2) + "\n")
+                atomic_write(staged / CARD, json.dumps(dict(card, version=version), indent=2) + "\n")
             target = self.path(name, version)
             if target.exists():
                 raise self.taken(name, version)
             target.parent.mkdir(parents=True, exist_ok=True)
-            for path in staged.rglob("*"):
-                if path.is_file():
-                    path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            _publish_modes(staged)
             os.rename(staged, target)
             self._write_catalogue(new=(name, version))
         return target
@@ -222,15 +244,55 @@ def catalogue_of(zoo, previous=None):
         versions = {}
         for version in zoo.versions(name):
             folder = zoo.path(name, version)
-            card = json.loads((folder / CARD).read_text())
+            try:
+                card = zoo.card(f"{name}@{version}")
+            except BioflowError:
+                continue  # listed by `zoo list` as skipped; `zoo verify` names the problem
             known = previous.get(name, {}).get("versions", {}).get(version, {}).get("card")
             card_meta = known or dict(sha256=sha256_file(folder / CARD), size=(folder / CARD).stat().st_size)
             metrics = card.get("metrics") or {}
             versions[version] = dict(created=card.get("created"), model=card.get("run", {}).get("model"),
                                      clean_accuracy=metrics.get("clean_accuracy"), card=card_meta,
                                      size=card_meta["size"] + sum(f["size"] for f in card.get("files", {}).values()))
-        entries[name] = dict(latest=max(versions, key=naming.version_key), versions=versions)
+        if versions:
+            entries[name] = dict(latest=max(versions, key=naming.version_key), versions=versions)
     return {"format": FORMAT, "entries": entries}
+
+
+def _warn(message):
+    warnings.warn(message, stacklevel=3)
+
+
+def file_kind(path):
+    """What ``path`` is, without following a symbolic link: 'regular file', 'directory', 'symbolic
+    link', 'FIFO', 'socket', 'device' or 'missing'."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    for test, kind in ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symbolic link"),
+                       (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return "device"
+
+
+def walk(folder):
+    """Every path below ``folder``, sorted, without descending into symbolic links."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        out += [pathlib.Path(dirpath) / n for n in dirnames + filenames]
+    return sorted(out)
+
+
+def _publish_modes(folder):
+    """Entry folders 0755 and files 0444, less what the umask removes: readable on a shared zoo."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o755 & ~mask)
+    for path in walk(folder):
+        if not path.is_symlink():
+            os.chmod(path, (0o755 if path.is_dir() else 0o444) & ~mask)
 
 
 def _make_writable(folder):

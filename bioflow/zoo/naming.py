@@ -6,17 +6,19 @@ separators, no ``..``), VERSION is semantic (``1.0.0``) or the alias ``latest``.
 import re
 
 from bioflow.errors import BioflowError
+from bioflow.validation import safe_name
 
 LATEST = "latest"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: Files that share a folder with entry names (the zoo root, a remote's root): never an entry name.
+RESERVED = ("catalogue.json", "index.json", "card.json")
 _VERSION = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 
 
 def check_name(name, what="Zoo entry name"):
     """Return ``name`` if it is a safe entry name, else raise naming the rule."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        raise BioflowError(f"{what} {name!r} is not valid: use 1-100 letters, digits, '.', '_' or '-', "
-                           "starting with a letter or digit, without '..' or path separators.")
+    safe_name(name, what)
+    if name.lower() in RESERVED:
+        raise BioflowError(f"{what} {name!r} is not valid: {', '.join(RESERVED)} are the zoo's own files.")
     return name
 
 

@@ -1,0 +1,172 @@
+"""What a zoo entry must be before bioflow installs or uses it.
+
+sha256 checks prove that an entry's files are the ones its remote declared, not that the remote
+is honest. So every entry is also checked for what it holds:
+
+* ``card.json`` has the fields bioflow reads, with the right types;
+* ``operative_config.gin`` passes the restricted reader (:mod:`bioflow.safe_gin`): no imports,
+  no dynamic registration, nothing bioflow did not register;
+* ``model.keras`` holds no Lambda layer and no object from outside Keras and bioflow.
+
+``zoo pull`` refuses an entry that fails any check (nothing is installed), and ``zoo verify``
+reports the same problems for an entry already on disk.
+"""
+import json
+import re
+import zipfile
+
+from bioflow import safe_gin
+from bioflow.errors import BioflowError
+
+#: Keras classes that carry Python code: bioflow never loads them.
+CODE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
+MAX_MODEL_CONFIG_BYTES = 64 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NONE = type(None)
+_NUMBER = (int, float)
+
+
+class _Map:
+    """A dict with string keys whose values all match ``value``."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _List:
+    """A list whose items all match ``item``."""
+
+    def __init__(self, item):
+        self.item = item
+
+
+class _Fields:
+    """A dict whose listed keys match their specs (``required`` ones must be present; others may be)."""
+
+    def __init__(self, fields, required=()):
+        self.fields, self.required = fields, set(required)
+
+
+_FILE = _Fields({"sha256": str, "size": int}, required=("sha256", "size"))
+CARD = _Fields({
+    "name": str, "version": str, "created": (str, _NONE), "git_commit": (str, _NONE),
+    "versions": _Map((str, _NONE)),
+    "run": _Fields({"model": (str, _NONE), "label": (str, _NONE), "trial": (int, _NONE), "seed": (int, _NONE),
+                    "weights": (str, _NONE), "epochs": (int, _NONE), "strategy": (str, _NONE),
+                    "global_batch": (int, _NONE)}),
+    "data": _Fields({"dataset": str, "interpolation": str, "image_size": int, "mean": _NUMBER, "std": _NUMBER,
+                     "origin": (str, _NONE), "n_train": (int, _NONE), "n_test": (int, _NONE),
+                     "classes": _List(str)}, required=("dataset", "interpolation", "mean", "std")),
+    "architecture": _Fields({"base": (str, _NONE), "convolution": (str, _NONE), "bottleneck": (int, _NONE),
+                             "recurrence": (str, _NONE), "filter_bank": _Map(dict),
+                             "bottleneck_layers": _Map(dict), "recurrence_layers": _Map(dict)}),
+    "parameters": _Map(int),
+    "input_shape": _List(int),
+    "metrics": _Fields({"final_val_accuracy": (*_NUMBER, _NONE), "clean_accuracy": (*_NUMBER, _NONE),
+                        "n_images": (int, _NONE), "generalisation": _Map(_NUMBER), "auc": _Map(_NUMBER)}),
+    "files": _Map(_FILE),
+}, required=("name", "version", "data", "files"))
+
+
+def _type_names(spec):
+    names = {str: "a string", int: "an integer", float: "a number", dict: "an object", _NONE: "null"}
+    specs = spec if isinstance(spec, tuple) else (spec,)
+    if float in specs:
+        specs = tuple(s for s in specs if s is not int)  # "a number" covers integers
+    return " or ".join(names.get(s, s.__name__) for s in specs)
+
+
+def _problems(value, spec, path):
+    """Every place where ``value`` does not match ``spec``, as ``'path: problem'`` strings."""
+    if isinstance(spec, _Fields):
+        if not isinstance(value, dict):
+            return [f"{path or 'the card'} must be an object, got {type(value).__name__}"]
+        out = [f"{path + '.' if path else ''}{key} is missing" for key in sorted(spec.required - set(value))]
+        for key, sub in spec.fields.items():
+            if key in value:
+                out += _problems(value[key], sub, f"{path}.{key}" if path else key)
+        return out
+    if isinstance(spec, _Map):
+        if not isinstance(value, dict):
+            return [f"{path} must be an object, got {type(value).__name__}"]
+        return [p for key, item in value.items() for p in _problems(item, spec.value, f"{path}[{key!r}]")]
+    if isinstance(spec, _List):
+        if not isinstance(value, list):
+            return [f"{path} must be a list, got {type(value).__name__}"]
+        return [p for i, item in enumerate(value) for p in _problems(item, spec.item, f"{path}[{i}]")]
+    specs = spec if isinstance(spec, tuple) else (spec,)
+    if isinstance(value, bool) and bool not in specs or not isinstance(value, specs):
+        return [f"{path} must be {_type_names(spec)}, got {json.dumps(value)[:60]}"]
+    return []
+
+
+def card_problems(card, name=None, version=None):
+    """What is wrong with a parsed ``card.json`` (an empty list when nothing is)."""
+    problems = _problems(card, CARD, "")
+    if problems:
+        return problems
+    if name is not None and (card["name"], card["version"]) != (name, version):
+        problems.append(f"it describes {card['name']}@{card['version']}, not {name}@{version}")
+    for rel, meta in card["files"].items():
+        if not _SHA256.fullmatch(meta["sha256"]) or meta["size"] < 0:
+            problems.append(f"files[{rel!r}] needs a sha256 of 64 hex digits and a size >= 0")
+    for required in ("model.keras", "operative_config.gin"):
+        if required not in card["files"]:
+            problems.append(f"it lists no {required}")
+    return problems
+
+
+def read_card(path, name=None, version=None):
+    """The ``card.json`` at ``path``, parsed and checked; a :class:`BioflowError` naming the file otherwise."""
+    try:
+        card = json.loads(path.read_bytes())
+    except (ValueError, RecursionError, OSError) as err:
+        raise BioflowError(f"{path} is not a readable card ({type(err).__name__}: {str(err)[:200]}).") from None
+    problems = card_problems(card, name, version)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        raise BioflowError(f"{path} is not a valid card: {shown}.")
+    return card
+
+
+def model_problems(path):
+    """Why ``model.keras`` at ``path`` must not be loaded: code-carrying layers or foreign objects."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("config.json").file_size > MAX_MODEL_CONFIG_BYTES:
+                return ["its config.json is larger than 64 MiB"]
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError) as err:
+        return [f"it is not a Keras model archive ({type(err).__name__}: {str(err)[:120]})"]
+    problems, stack = [], [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        stack.extend(node.values())
+        cls, module, registered = node.get("class_name"), node.get("module"), node.get("registered_name")
+        if cls is None:
+            continue
+        layer = (node.get("config") or {}).get("name") if isinstance(node.get("config"), dict) else None
+        what = f"{cls!r}" + (f" (layer {layer!r})" if layer else "")
+        if cls in CODE_CLASSES:
+            problems.append(f"it holds a Lambda layer {what}, which carries Python code")
+        elif module is not None and not (isinstance(module, str) and re.fullmatch(r"(keras|bioflow)(\.[\w.]+)?",
+                                                                                  module)):
+            problems.append(f"it holds {what} from module {module!r}, which is neither Keras nor bioflow")
+        elif isinstance(registered, str) and ">" in registered and not registered.startswith("bioflow>"):
+            problems.append(f"it holds the custom object {registered!r}, which bioflow does not provide")
+    return sorted(set(problems))
+
+
+def entry_problems(folder, where):
+    """What stops bioflow from using the entry in ``folder`` (its files already verified by sha256)."""
+    problems = [f"model.keras: {p}" for p in model_problems(folder / "model.keras")]
+    try:
+        safe_gin.check((folder / "operative_config.gin").read_text(), f"{where}: operative_config.gin")
+    except (BioflowError, OSError, UnicodeDecodeError) as err:
+        problems.append(str(err))
+    return problems
