@@ -258,23 +258,16 @@ def kernels(entry, problems=None):
     Read from the saved model (checked, then loaded in safe mode), so a bank that was trained
     shows its trained kernels. What cannot be shown is named in ``problems``.
     """
-    import keras
-
-    import bioflow.model  # noqa: F401  (registers bioflow's layers)
     from bioflow.zoo import checks
 
     problems = problems if problems is not None else []
     names = list(entry.card.get("architecture", {}).get("filter_bank", {}))
     if not names:
         return {}
-    refused = checks.model_problems(entry.folder / "model.keras")
-    if refused:
-        problems.append(f"{entry.spec}: its kernels are not shown: model.keras {'; '.join(refused)}.")
-        return {}
     try:
-        model = keras.saving.load_model(entry.folder / "model.keras", safe_mode=True)
-    except Exception as err:  # Keras raises many types for archives it cannot rebuild
-        problems.append(f"{entry.spec}: its kernels are not shown: model.keras does not load ({type(err).__name__}).")
+        model = checks.load_model(entry.folder / "model.keras", entry.spec)
+    except BioflowError as err:
+        problems.append(f"{entry.spec}: its kernels are not shown. {err}")
         return {}
     out = {}
     for name in names:

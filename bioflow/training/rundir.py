@@ -126,13 +126,14 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _umask():
+def current_umask():
+    """The process umask (read without changing it for longer than a call)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
+_MODE = 0o666 & ~current_umask()  # what open() would give; mkstemp alone gives 0600
 
 
 def atomic_write(path, data):

@@ -162,6 +162,23 @@ def model_problems(path):
     return sorted(set(problems))
 
 
+def load_model(path, where):
+    """The Keras model at ``path`` (an entry's ``model.keras``), checked for code first, then loaded
+    in safe mode; a :class:`BioflowError` naming ``where`` when it is refused or does not load."""
+    import keras
+
+    import bioflow.model  # noqa: F401  (registers bioflow's layers for deserialisation)
+
+    problems = model_problems(path)
+    if problems:
+        raise BioflowError(f"Refusing to load {where}: model.keras {'; '.join(problems)}.")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # Keras raises many types for archives it cannot rebuild
+        first = str(err).splitlines()[0][:300] if str(err) else ""
+        raise BioflowError(f"Cannot load {path} with Keras' safe mode: {type(err).__name__}: {first}") from err
+
+
 def entry_problems(folder, where):
     """What stops bioflow from using the entry in ``folder`` (its files already verified by sha256)."""
     problems = [f"model.keras: {p}" for p in model_problems(folder / "model.keras")]

@@ -1,9 +1,6 @@
 """Loading zoo entries: ``bioflow.zoo.load("NAME[@VERSION]")`` → ``(model, card)``."""
 import os
 
-import keras
-
-import bioflow.model  # noqa: F401  (registers bioflow's layers for deserialisation)
 from bioflow.errors import BioflowError
 from bioflow.zoo import checks
 from bioflow.zoo.local import Zoo, sha256_file
@@ -33,15 +30,7 @@ def load(spec, root=None, remote=None):
     if declared is None or not path.is_file() or path.is_symlink() or sha256_file(path) != declared:
         raise BioflowError(f"{path} does not match the sha256 in its card; run "
                            f"`bioflow zoo verify {name}@{version}` and pull the entry again into a fresh zoo.")
-    problems = checks.model_problems(path)
-    if problems:
-        raise BioflowError(f"Refusing to load {name}@{version}: model.keras {'; '.join(problems)}.")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as err:  # Keras raises many types for archives it cannot rebuild
-        raise BioflowError(f"Cannot load {path} with Keras' safe mode: {type(err).__name__}: "
-                           f"{str(err).splitlines()[0][:300] if str(err) else ''}") from err
-    return model, card
+    return checks.load_model(path, f"{name}@{version}"), card
 
 
 def run_info(card):

@@ -24,7 +24,7 @@ import warnings
 import filelock
 
 from bioflow.errors import BioflowError, choices
-from bioflow.training.rundir import atomic_write
+from bioflow.training.rundir import atomic_write, current_umask
 from bioflow.zoo import checks, naming
 
 CATALOGUE = "catalogue.json"
@@ -287,8 +287,7 @@ def walk(folder):
 
 def _publish_modes(folder):
     """Entry folders 0755 and files 0444, less what the umask removes: readable on a shared zoo."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = current_umask()
     os.chmod(folder, 0o755 & ~mask)
     for path in walk(folder):
         if not path.is_symlink():
