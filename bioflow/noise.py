@@ -88,7 +88,7 @@ class Context:
 
 #: Input bytes per chunk in :func:`apply`: larger batches are perturbed a chunk at a time, so the
 #: intermediates of a perturbation (spectra, blurred copies) never scale with the whole batch.
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 4 << 20  # small: the allocator keeps freed chunk-sized blocks cached
 
 
 def _check_level(p, level):
