@@ -254,37 +254,48 @@ def _contrast(x, c, ctx):
     return (1 - c) / 2 + c * x
 
 
-def _odd_along_rows(column):
-    """Make ``column [N, H]`` odd under i → -i (mod H), zero where i = -i."""
-    h = column.shape[1]
-    i = np.arange(h)
-    mirror = (-i) % h
-    sign = np.where(i < mirror, 1.0, np.where(i > mirror, -1.0, 0.0)).astype(np.float32)
-    return tf.gather(column, np.minimum(i, mirror), axis=1) * sign
+def phase_shifts(width, ctx, height, cols):
+    """The original's shift vector for ``height × cols`` images: ``(U[0,1) − 0.5) · 2 · width/180 · π``.
 
-
-def _half_plane_phase(noise, width):
-    """Phase shifts for ``rfft2d``'s half plane ``[N, H, W//2 + 1]`` that are odd under k → -k.
-
-    Columns 1 .. ceil(W/2)-1 pair with columns irfft2d never stores, so they are free; column 0
-    (and column W/2 for even W) pair with themselves and are made odd along the rows.
+    Its length is ``L // 2`` with ``L = (height − 1)(cols − 1)``; image i's draw depends on
+    (seed, level, index_i) only. Returns float32 ``[N, L // 2]``.
     """
-    cols = [_odd_along_rows(noise[:, :, 0])[..., None], noise[:, :, 1:width // 2 + (width % 2)]]
-    if width % 2 == 0:
-        cols.append(_odd_along_rows(noise[:, :, width // 2])[..., None])
-    return tf.concat(cols, axis=2)
+    half = (height - 1) * (cols - 1) // 2
+    return (ctx.uniform([half]) - 0.5) * (2.0 * width / 180.0 * math.pi)
+
+
+def scramble_phases(x, shifts):
+    """The original's phase scrambling of ``x [N, H, W, 1]`` with ``shifts [N, L // 2]`` (not clipped).
+
+    The phases of ``fftshift(fft2(x))`` in the block ``[1:, 1:]``, flattened row-major (length
+    ``L = (H−1)(W−1)``), get ``+shifts`` on their first ``L // 2`` entries and ``−shifts`` (same
+    order) on their last ``L // 2``; amplitudes stay. The real part of the inverse transform is
+    returned. Conjugate partners get unrelated shifts, so this is milder than a true phase scramble
+    and lowers contrast. For even H and W, ``L`` is odd and its centre (DC) is untouched; for an odd
+    H or W, ``L`` is even, there is no centre and the DC phase is shifted too (as in the original).
+    See docs/science.md.
+    """
+    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    length = (h - 1) * (w - 1)
+    half = length // 2
+    spectrum = tf.signal.fftshift(tf.signal.fft2d(tf.complex(x[..., 0], 0.0)), axes=[1, 2])
+    amplitude, phase = tf.abs(spectrum), tf.math.angle(spectrum)
+    block = tf.reshape(phase[:, 1:, 1:], [n, length])
+    block = tf.concat([block[:, :half] + shifts, block[:, half:length - half], block[:, length - half:] - shifts],
+                      axis=1)
+    phase = tf.concat([phase[:, :1, :], tf.concat([phase[:, 1:, :1], tf.reshape(block, [n, h - 1, w - 1])],
+                                                  axis=2)], axis=1)
+    rebuilt = tf.complex(amplitude * tf.cos(phase), amplitude * tf.sin(phase))
+    return tf.math.real(tf.signal.ifft2d(tf.signal.ifftshift(rebuilt, axes=[1, 2])))[..., None]
 
 
 @register("phase_scrambling", np.linspace(0, 180, 11), (0.0, 180.0), stochastic=True,
-          description="Fourier phase + U(±width°), conjugate-symmetric")
+          description="the original's Fourier phase + U(±width°), not conjugate-symmetric")
 def _phase_scrambling(x, width, ctx):
     if width <= 0:
         return x
     h, w = x.shape[1], x.shape[2]
-    spectrum = tf.signal.rfft2d(x[..., 0])  # the half plane; irfft2d mirrors it conjugately
-    shift = _half_plane_phase(ctx.uniform([h, w // 2 + 1], -math.radians(width), math.radians(width)), w)
-    scrambled = spectrum * tf.complex(tf.cos(shift), tf.sin(shift))  # e^{i·shift}; cheaper than tf.exp
-    return tf.signal.irfft2d(scrambled, fft_length=[h, w])[..., None]
+    return scramble_phases(x, phase_shifts(width, ctx, h, w))
 
 
 @register("darken", np.linspace(0, -1, 11), (-1.0, 0.0), description="x + level")
@@ -350,7 +361,40 @@ def _pixelation(x, factor, ctx):
     return tf.repeat(tf.repeat(pooled, f, axis=1), f, axis=2)[:, :h, :w, :]
 
 
-EXTENDED = PAPER + ("gaussian_noise", "gaussian_blur", "jpeg_quality", "pixelation")
+def _odd_along_rows(column):
+    """Make ``column [N, H]`` odd under i → -i (mod H), zero where i = -i."""
+    h = column.shape[1]
+    i = np.arange(h)
+    mirror = (-i) % h
+    sign = np.where(i < mirror, 1.0, np.where(i > mirror, -1.0, 0.0)).astype(np.float32)
+    return tf.gather(column, np.minimum(i, mirror), axis=1) * sign
+
+
+def _half_plane_phase(noise, width):
+    """Phase shifts for ``rfft2d``'s half plane ``[N, H, W//2 + 1]`` that are odd under k → -k.
+
+    Columns 1 .. ceil(W/2)-1 pair with columns irfft2d never stores, so they are free; column 0
+    (and column W/2 for even W) pair with themselves and are made odd along the rows.
+    """
+    cols = [_odd_along_rows(noise[:, :, 0])[..., None], noise[:, :, 1:width // 2 + (width % 2)]]
+    if width % 2 == 0:
+        cols.append(_odd_along_rows(noise[:, :, width // 2])[..., None])
+    return tf.concat(cols, axis=2)
+
+
+@register("phase_scrambling_symmetric", np.linspace(0, 180, 11), (0.0, 180.0), stochastic=True,
+          description="Fourier phase + U(±width°), conjugate-symmetric: amplitudes kept")
+def _phase_scrambling_symmetric(x, width, ctx):
+    if width <= 0:
+        return x
+    h, w = x.shape[1], x.shape[2]
+    spectrum = tf.signal.rfft2d(x[..., 0])  # the half plane; irfft2d mirrors it conjugately
+    shift = _half_plane_phase(ctx.uniform([h, w // 2 + 1], -math.radians(width), math.radians(width)), w)
+    scrambled = spectrum * tf.complex(tf.cos(shift), tf.sin(shift))  # e^{i·shift}; cheaper than tf.exp
+    return tf.signal.irfft2d(scrambled, fft_length=[h, w])[..., None]
+
+
+EXTENDED = PAPER + ("phase_scrambling_symmetric", "gaussian_noise", "gaussian_blur", "jpeg_quality", "pixelation")
 
 
 @gin.register(module="bioflow")

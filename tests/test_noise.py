@@ -1,4 +1,4 @@
-"""The perturbation suite against independent numpy/scipy versions of the SPEC §5 formulas."""
+"""The perturbation suite against independent numpy/scipy versions of the formulas in docs/science.md."""
 import json
 import os
 import pathlib
@@ -67,7 +67,7 @@ def test_stochastic_noise_is_a_function_of_seed_level_and_index(name):
     assert not np.array_equal(run(name, level, seed=12), full)
 
 
-@pytest.mark.parametrize("name", ["uniform", "gaussian_noise", "phase_scrambling"])
+@pytest.mark.parametrize("name", ["uniform", "gaussian_noise", "phase_scrambling", "phase_scrambling_symmetric"])
 def test_change_grows_with_level(name):
     levels = noise.get(name).levels
     changes = [np.abs(run(name, lv) - X).mean() for lv in (levels[2], levels[5], levels[9])]
@@ -86,10 +86,65 @@ def test_salt_and_pepper_hits_the_expected_fraction(p):
     assert (out == 0).mean() == pytest.approx(p / 2, abs=0.01)
 
 
+def original_phase_scrambling(image, shifts):
+    """Steps 1-4 of the original's scramble_phases/shift_phases, in float64 numpy, for one [H, W] image."""
+    spectrum = np.fft.fftshift(np.fft.fft2(image))
+    amplitude, phase = np.abs(spectrum), np.angle(spectrum)
+    flat = phase[1:, 1:].flatten()  # row-major, length L = (H-1)(W-1)
+    half = len(flat) // 2
+    flat[:half] += shifts
+    flat[len(flat) - half:] -= shifts  # the same shifts, in the same order
+    phase[1:, 1:] = flat.reshape(phase[1:, 1:].shape)
+    return np.clip(np.real(np.fft.ifft2(np.fft.ifftshift(amplitude * np.exp(1j * phase)))), 0, 1)
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (224, 224), (20, 21), (31, 33)])
+def test_phase_scrambling_equals_the_original_algorithm(shape):
+    h, w = shape
+    rng = np.random.default_rng(h * w)
+    x = rng.uniform(0, 1, size=(3, h, w, 1)).astype(np.float32)
+    width = 108.0
+    shifts = (rng.uniform(size=(3, (h - 1) * (w - 1) // 2)) - 0.5) * 2 * width / 180 * np.pi
+    ours = np.clip(noise.scramble_phases(tf.constant(x), tf.constant(shifts, tf.float32)).numpy(), 0, 1)
+    expected = np.stack([original_phase_scrambling(im[..., 0].astype(np.float64), s) for im, s in zip(x, shifts)])
+    np.testing.assert_allclose(ours[..., 0], expected, atol=1e-5)
+
+
+def test_registered_phase_scrambling_uses_the_per_image_shift_vector():
+    ctx = noise.Context(seed=3, level=144.0, background=BG, indices=tf.constant([7, 2], tf.int64))
+    shifts = noise.phase_shifts(144.0, ctx, 20, 20).numpy()
+    assert shifts.shape == (2, 19 * 19 // 2)
+    assert np.abs(shifts).max() <= np.radians(144.0) and np.abs(shifts).max() > 0.9 * np.radians(144.0)
+    expected = np.stack([original_phase_scrambling(im[..., 0].astype(np.float64), s)
+                         for im, s in zip(X[[0, 1]], shifts)])
+    np.testing.assert_allclose(run("phase_scrambling", 144.0, images=X[:2], seed=3, indices=[7, 2])[..., 0],
+                               expected, atol=1e-5)
+
+
+def test_original_phase_scrambling_keeps_dc_at_even_sizes_and_shifts_it_at_odd_sizes():
+    even = RNG.uniform(0.2, 0.8, size=(2, 20, 20, 1)).astype(np.float32)
+    odd = RNG.uniform(0.2, 0.8, size=(2, 21, 20, 1)).astype(np.float32)
+    shifts = lambda img: tf.fill([2, (img.shape[1] - 1) * (img.shape[2] - 1) // 2], 1.0)  # noqa: E731
+    assert noise.scramble_phases(even, shifts(even)).numpy().mean(axis=(1, 2, 3)) == pytest.approx(
+        even.mean(axis=(1, 2, 3)), abs=1e-5)
+    assert not np.allclose(noise.scramble_phases(odd, shifts(odd)).numpy().mean(axis=(1, 2, 3)),
+                           odd.mean(axis=(1, 2, 3)), atol=1e-3)
+
+
+def test_original_phase_scrambling_is_milder_and_loses_contrast_unlike_the_symmetric_one():
+    smooth = np.stack([gaussian_filter(RNG.uniform(size=(64, 64)), 3) for _ in range(4)])
+    x = ((smooth - smooth.min()) / np.ptp(smooth))[..., None].astype(np.float32)
+    original = run("phase_scrambling", 180.0, images=x)
+    symmetric = run("phase_scrambling_symmetric", 180.0, images=x)
+    assert original.std() / x.std() < 0.8 < symmetric.std() / x.std()
+    corr = lambda a: np.corrcoef(a.ravel(), x.ravel())[0, 1]  # noqa: E731
+    assert corr(run("phase_scrambling", 108.0, images=x)) > corr(run("phase_scrambling_symmetric", 108.0, images=x))
+
+
 @pytest.mark.parametrize("width", [20, 21])  # even and odd: the self-paired columns differ
-def test_phase_scrambling_keeps_amplitudes_and_stays_real(width):
+def test_symmetric_phase_scrambling_keeps_amplitudes_and_stays_real(width):
     x = RNG.uniform(0.05, 0.95, size=(3, 18, width, 1)).astype(np.float32)
-    p = noise.get("phase_scrambling")
+    p = noise.get("phase_scrambling_symmetric")
     ctx = noise.Context(seed=0, level=90.0, background=BG, indices=np.arange(len(x), dtype=np.int64))
     raw = p.fn(x, 90.0, ctx).numpy()[..., 0]  # before clipping
     np.testing.assert_allclose(np.abs(np.fft.fft2(raw)), np.abs(np.fft.fft2(x[..., 0])), rtol=1e-3, atol=1e-3)
@@ -124,7 +179,7 @@ def test_suites_declared_in_gin():
     assert paper.noises == noise.PAPER and dict(paper.items())["high_pass"][0] == pytest.approx(100.0)
     config.parse(["noise/extended"], ["NoiseSuite.levels = {'uniform': [0.0, 0.5]}"])
     extended = gin.get_configurable(noise.NoiseSuite)()
-    assert len(extended.noises) == 14 and dict(extended.items())["uniform"] == (0.0, 0.5)
+    assert len(extended.noises) == 15 and dict(extended.items())["uniform"] == (0.0, 0.5)
     assert all(len(levels) == 11 for name, levels in extended.items() if name not in ("rotation", "invert", "uniform"))
 
 

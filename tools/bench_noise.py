@@ -1,7 +1,7 @@
 """Benchmark: the batched TF noise suite against a per-image numpy/scipy implementation.
 
-The baseline below is a straightforward per-image version of SPEC §5, written for this
-benchmark (the way the original applied perturbations inside an ImageDataGenerator). Both run
+The baseline below is a straightforward per-image version of the suite in docs/science.md, written
+for this benchmark (the way the original applied perturbations inside an ImageDataGenerator). Both run
 on the same 224×224 images at each perturbation's middle level, in one process. The TF side runs
 as evaluation runs it: the traced graph of ``noise.compiled`` on a tensor already in TF (no
 per-call conversion, input checks or copy back). Prints images/s per perturbation and overall,
@@ -26,14 +26,16 @@ BG = noise.BACKGROUND
 
 
 def _phase(x, width, rng):
-    spectrum = np.fft.fft2(x)
-    h, w = x.shape
-    shift = rng.uniform(-math.radians(width), math.radians(width), (h, w))
-    i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    mirror = shift[(-i) % h, (-j) % w]
-    lin, nlin = i * w + j, ((-i) % h) * w + ((-j) % w)
-    shift = np.where(lin < nlin, shift, np.where(lin > nlin, -mirror, 0.0))
-    return np.real(np.fft.ifft2(spectrum * np.exp(1j * shift)))
+    """The original's phase scrambling (docs/science.md): not conjugate-symmetric, real part kept."""
+    spectrum = np.fft.fftshift(np.fft.fft2(x))
+    amplitude, phase = np.abs(spectrum), np.angle(spectrum)
+    flat = phase[1:, 1:].flatten()
+    half = len(flat) // 2
+    shifts = (rng.uniform(size=half) - 0.5) * 2 * width / 180 * math.pi
+    flat[:half] += shifts
+    flat[len(flat) - half:] -= shifts
+    phase[1:, 1:] = flat.reshape(phase[1:, 1:].shape)
+    return np.real(np.fft.ifft2(np.fft.ifftshift(amplitude * np.exp(1j * phase))))
 
 
 def _high_pass(x, s):
