@@ -119,7 +119,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     Args:
         workdir, label, trial, seed: the run is ``<workdir>/<label>/<model>_t<trial>_s<seed>/``.
         epochs: the length of the run (a finished run with more epochs asked continues with ``resume``).
-        batch_size: images per replica; the global batch is ``batch_size × replicas``.
+        batch_size: the global batch: images per optimiser step over all replicas (each replica gets
+            ``batch_size / replicas``), so results do not depend on the hardware.
         optimizer: SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax or Nadam.
         learning_rate, decay: rate ``lr / (1 + decay · step)`` (Keras 2's ``decay``).
         plateau_factor, plateau_patience, min_learning_rate: reduce-on-plateau of ``val_loss``.
@@ -153,7 +154,11 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     replicas = dist.num_replicas_in_sync
-    global_batch = batch_size * replicas
+    if batch_size % replicas:
+        raise BioflowError(f"train.batch_size = {batch_size} is the global batch and must divide evenly over the "
+                           f"{replicas} replicas of the {strategy!r} strategy: use a multiple of {replicas}, "
+                           f"e.g. {max(replicas, batch_size // replicas * replicas)}.")
+    global_batch = batch_size
     pipeline = data if data is not None else DataPipeline()
 
     with dist.scope():
@@ -211,9 +216,8 @@ def _train_locked(run, model, pipeline, chief, s):
                            f"head has {model.output_shape[-1]}: set build_model.classes = {pipeline.n_classes}.")
     steps = pipeline.splits.n_train // s["global_batch"]
     if steps == 0:
-        raise BioflowError(f"The global batch of {s['global_batch']} images (train.batch_size = {s['batch_size']} "
-                           f"× {s['replicas']} replicas) is larger than the training set of "
-                           f"{pipeline.splits.n_train} images; lower train.batch_size.")
+        raise BioflowError(f"The global batch of {s['global_batch']} images (train.batch_size) is larger than the "
+                           f"training set of {pipeline.splits.n_train} images; lower train.batch_size.")
     with s["dist"].scope():
         opt, base_rate = make_optimizer(s["optimizer"], s["learning_rate"], s["decay"],
                                         s["mixed_precision"] == "mixed_float16")

@@ -176,17 +176,23 @@ main(sys.argv[1:])
 """
 
 
-def test_mirrored_strategy_on_two_logical_devices_matches_one_device(tmp_path):
-    base = [*params(*TINY_TRAIN, "train.epochs = 1")]
+def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
+    base = [*params(*TINY_TRAIN, "train.epochs = 2", "train.batch_size = 32")]
     one = cli("train", "--workdir", str(tmp_path / "one"), *base, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "two"), *base,
-                          *params("train.strategy = 'mirrored'", "train.batch_size = 16")],
+                          *params("train.strategy = 'mirrored'")],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     runs = [json.loads(next((tmp_path / d).rglob("run.json")).read_text()) for d in ("one", "two")]
-    assert runs[1]["replicas"] == 2 and runs[1]["global_batch"] == 32
-    assert runs[1]["final"]["loss"] == pytest.approx(runs[0]["final"]["loss"], rel=0.02)
+    assert runs[1]["replicas"] == 2 and runs[0]["global_batch"] == runs[1]["global_batch"] == 32
+    histories = [rundir.read_history(next((tmp_path / d).rglob("history.csv"))) for d in ("one", "two")]
+    for key in ("loss", "val_loss"):
+        assert [r[key] for r in histories[1]] == pytest.approx([r[key] for r in histories[0]], rel=1e-3)
+    odd = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "odd"), *base,
+                          *params("train.strategy = 'mirrored'", "train.batch_size = 15")],
+                         capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
+    assert odd.returncode == 2 and "must divide evenly over the 2 replicas" in odd.stderr, odd.stderr[-2000:]
 
 
 def free_port():
@@ -199,7 +205,7 @@ def test_multi_worker_strategy_two_processes(tmp_path):
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     # The chief also evaluates (a small suite) and publishes after training; the other worker does neither.
     args = ["train", "--workdir", str(tmp_path / "runs"), "--publish", "mwms", "--zoo", str(tmp_path / "zoo"),
-            *params(*TINY_TRAIN, "train.strategy = 'multi_worker'", "train.batch_size = 16",
+            *params(*TINY_TRAIN, "train.strategy = 'multi_worker'", "train.batch_size = 32",
                     "train.skip_test = False", "evaluate.n_images = 32", "NoiseSuite.noises = ['invert']")]
     procs = []
     for index in range(2):
