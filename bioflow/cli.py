@@ -76,12 +76,16 @@ def summary(gin_files, gin_params, as_json):
 @click.option("--trial", type=int, help="Trial number (an independent replicate) [train.trial].")
 @click.option("--seed", type=int, help="Random seed [train.seed].")
 @click.option("--data-dir", help="TFDS data directory for CIFAR-10 [CIFAR10.data_dir].")
+@click.option("--cifar10g", "cifar10g", metavar="DIR|download",
+              help="CIFAR-10G for the evaluation after training: a local copy (the folder holding 224x224/) "
+                   "or 'download' [evaluate.generalisation_dir].")
 @click.option("--resume", is_flag=True, default=None, help="Continue a finished run up to a larger train.epochs.")
 @click.option("--clean", is_flag=True, default=None, help="Delete the run directory and start over.")
 @click.option("--skip-test", is_flag=True, default=None, help="Do not evaluate robustness after training.")
 @click.option("--publish", metavar="NAME[@VERSION]", help="Publish the finished run to the zoo [train.publish].")
 @zoo_option
-def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, clean, skip_test, publish, zoo_root):
+def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, cifar10g, resume, clean, skip_test, publish,
+          zoo_root):
     """Train a network declared in gin (default: the offline quickstart) into a run directory.
 
     Interrupted runs resume from their last completed epoch when the same command is rerun.
@@ -91,6 +95,8 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, resume, 
     bindings = list(gin_params)
     if data_dir is not None:
         bindings.append(f"CIFAR10.data_dir = {data_dir!r}")
+    if cifar10g is not None:
+        bindings.append(f"evaluate.generalisation_dir = {cifar10g!r}")
     config.parse(gin_files, bindings)
     given = dict(workdir=workdir, label=label, trial=trial, seed=seed, resume=resume, clean=clean,
                  skip_test=skip_test, publish=publish, zoo=zoo_root)

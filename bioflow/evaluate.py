@@ -103,11 +103,15 @@ def _cifar10g_sets(folder, size, interpolation):
     """``{set name: (images [0, 1], labels)}`` from a CIFAR-10G copy (or ``'download'``), via the TFDS builder."""
     from bioflow.data.cifar10g import ALL_SETS, Cifar10G
 
-    with tempfile.TemporaryDirectory(prefix="bioflow_cifar10g_") as tmp:
-        builder = Cifar10G(data_dir=tmp, copy=None if folder == "download" else str(folder))
+    def load(builder):
         builder.download_and_prepare()
         return {name: _prepare_images(builder.as_dataset(split=name, as_supervised=True), size, interpolation)
                 for name in ALL_SETS}
+
+    if folder == "download":
+        return load(Cifar10G())  # prepared once in the TFDS data directory ($TFDS_DATA_DIR), then reused
+    with tempfile.TemporaryDirectory(prefix="bioflow_cifar10g_") as tmp:
+        return load(Cifar10G(data_dir=tmp, copy=str(folder)))
 
 
 def _image_grid(examples):
@@ -148,11 +152,14 @@ def check_settings():
 
 
 def _check_generalisation_dir(folder):
-    """A CIFAR-10G folder must be a copy: a wrong one is an error, never a fallback to a download."""
-    if folder is not None and folder != "download":
-        from bioflow.data.cifar10g import check_folder
+    """A CIFAR-10G folder must be a copy (a wrong one is an error, never a fallback to a download);
+    ``'download'`` must find the set prepared or its archive reachable."""
+    from bioflow.data import cifar10g
 
-        check_folder(folder)
+    if folder == "download":
+        cifar10g.check_download()
+    elif folder is not None:
+        cifar10g.check_folder(folder)
 
 
 def _replace_dir(tmp, final):

@@ -285,6 +285,21 @@ def test_offline_cifar10g_download_fails_fast(tmp_path, monkeypatch):
     assert time.monotonic() - start < 10
 
 
+@pytest.mark.parametrize("gin_file", ["vgg16_rib_rc", "evans2022/dog_allcnn"])
+def test_seed_runs_offline_without_cifar10g_stop_before_training(gin_file, tmp_path, monkeypatch):
+    from bioflow.data import cifar10g
+
+    monkeypatch.setattr(cifar10g, "ARCHIVE_URL", "http://127.0.0.1:9/CIFAR-10G.zip")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))  # nothing prepared there
+    small = ["build_model.input_shape = (32, 32, 1)", "vgg16.width = 0.0625", "vgg16.fc_units = 16",
+             "allcnn.width = 0.0625", "RetinalBottleneck.filters = 4"]
+    result = invoke("train", "--gin", gin_file, "--workdir", str(tmp_path / "runs"), *params(*small))
+    assert_clean_error(result, "Cannot download CIFAR-10G: cannot reach 127.0.0.1:9", "--cifar10g DIR")
+    assert gin.query_parameter("evaluate.generalisation_dir") == "download"
+    assert gin.query_parameter("evaluate.perturb_generalisation") is True
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.csv"))
+
+
 def test_evaluating_a_32_then_a_64_pixel_run_in_one_process(run_copy, tmp_path):
     """Each image size gets its own perturbation graphs (it raised TypeError before)."""
     config.parse(["quickstart"], ["build_model.input_shape = (64, 64, 1)", "vgg16.width = 0.0625",

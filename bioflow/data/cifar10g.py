@@ -57,6 +57,24 @@ def check_folder(folder):
     return root
 
 
+def _no_download(err):
+    return BioflowError(f"Cannot download CIFAR-10G: {err}. Give a local copy with --cifar10g DIR "
+                        "(evaluate.generalisation_dir), the folder that holds 224x224/.")
+
+
+def check_download(data_dir=None):
+    """Before any long work: CIFAR-10G is prepared in the TFDS ``data_dir``, or its archive is reachable.
+
+    Offline with nothing prepared, this fails in seconds with an error that names ``--cifar10g DIR``.
+    """
+    if Cifar10G(data_dir=data_dir).is_prepared():
+        return
+    try:
+        check_reachable(ARCHIVE_URL)
+    except ConnectionError as err:
+        raise _no_download(err) from err
+
+
 class Cifar10G(tfds.core.GeneratorBasedBuilder):
     """CIFAR-10G: one split per set, images ``(224, 224, 1)`` uint8 and CIFAR-10 labels."""
 
@@ -97,8 +115,7 @@ class Cifar10G(tfds.core.GeneratorBasedBuilder):
             try:
                 check_reachable(ARCHIVE_URL)  # fails in seconds offline, instead of TFDS's minutes of retries
             except ConnectionError as err:
-                raise BioflowError(f"Cannot download CIFAR-10G: {err}. Give a local copy with --cifar10g DIR "
-                                   "(evaluate.generalisation_dir), the folder that holds 224x224/.") from err
+                raise _no_download(err) from err
             root = find_root(dl_manager.download_and_extract(ARCHIVE_URL))
             if root is None:
                 raise BioflowError(f"The CIFAR-10G archive from {ARCHIVE_URL} has no 224x224/ folder.")
