@@ -1,4 +1,6 @@
-"""Image preprocessing shared by every data set: luminance, upscaling, normalisation (SPEC §1)."""
+"""Image preprocessing shared by every data set: luminance, upscaling, normalisation (docs/science.md)."""
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -6,9 +8,10 @@ from bioflow.errors import BioflowError, choices
 
 #: ITU-R 601-2 luma weights.
 LUMA = (0.299, 0.587, 0.114)
-INTERPOLATIONS = {"nearest": "nearest", "lanczos": "lanczos3"}
+INTERPOLATIONS = ("lanczos", "nearest")
 
-#: Cached (mean, std) over the training set after luminance and upscaling to 224x224 (SPEC §1).
+#: Cached (mean, std) over the training set after luminance and upscaling to 224x224 (docs/science.md).
+#: The lanczos values hold because :func:`resize` computes OpenCV's INTER_LANCZOS4, as the original did.
 CACHED_STATISTICS = {
     ("cifar10", "nearest", 224): (122.61930353949222, 60.99213660091195),
     ("cifar10", "lanczos", 224): (122.61385345458984, 60.87860107421875),
@@ -35,12 +38,39 @@ def check_interpolation(interpolation):
     return interpolation
 
 
+@functools.lru_cache(maxsize=32)
+def lanczos4_matrix(in_size, out_size):
+    """``[out_size, in_size]`` weights of OpenCV's ``INTER_LANCZOS4`` along one axis.
+
+    Output pixel ``i`` samples ``x = (i + 0.5) · in/out − 0.5``; its 8 taps ``floor(x) − 3 …
+    floor(x) + 4`` weigh ``sinc(d) · sinc(d / 4)`` at distance ``d``, normalised to sum 1; taps beyond
+    the image take the edge pixel (OpenCV clamps them).
+    """
+    x = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
+    start = np.floor(x).astype(int) - 3
+    taps = start[:, None] + np.arange(8)[None, :]
+    d = x[:, None] - taps
+    weights = np.sinc(d) * np.sinc(d / 4)
+    weights /= weights.sum(axis=1, keepdims=True)
+    matrix = np.zeros((out_size, in_size))
+    np.add.at(matrix, (np.repeat(np.arange(out_size), 8), np.clip(taps, 0, in_size - 1).ravel()), weights.ravel())
+    return matrix.astype(np.float32)
+
+
 def resize(images, size, interpolation="nearest"):
-    """Resize to ``size``×``size`` (identity when already that size), clipped to 0..255."""
+    """Resize ``[..., H, W, C]`` to ``size``×``size`` (identity when already that size), clipped to 0..255.
+
+    ``nearest`` replicates pixels; ``lanczos`` is OpenCV's ``INTER_LANCZOS4`` (the original's method).
+    """
     check_interpolation(interpolation)
-    if images.shape[-3] == size and images.shape[-2] == size:
+    h, w = images.shape[-3], images.shape[-2]
+    if h == size and w == size:
         return images
-    out = tf.image.resize(images, (size, size), method=INTERPOLATIONS[interpolation])
+    if interpolation == "nearest":
+        out = tf.image.resize(images, (size, size), method="nearest")
+    else:
+        rows, cols = lanczos4_matrix(h, size), lanczos4_matrix(w, size)
+        out = tf.einsum("Hh,...hwc,Ww->...HWc", rows, tf.cast(images, tf.float32), cols)
     return tf.clip_by_value(out, 0.0, 255.0)
 
 
