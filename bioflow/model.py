@@ -142,9 +142,13 @@ def build_model(input_shape=(224, 224, 1), classes=10, base="vgg16", filter_bank
             for i, stage in enumerate(bank.stages()):
                 if i == 0 and isinstance(rec, ConvLSTMRecurrence):
                     x = rec.replace(x, stage.n_kernels, stage.ksize, 1, spec.padding)
+                    if internal_noise:  # the study's code kept the bank's noise layer, after the ConvLSTM
+                        x = keras.layers.GaussianNoise(internal_noise, name="recurrent_convlstm_noise")(x)
                 else:
+                    # Behind the bottleneck the study rebuilt (and so trained) only the first bank layer:
+                    # the DoG stage of a Combined bank.
                     x = FilterBankConv(stage, method=conv_method, padding=spec.padding, internal_noise=internal_noise,
-                                       trainable=train_bank, name=f"v1_{stage.kind}")(x)
+                                       trainable=train_bank and i == 0, name=f"v1_{stage.kind}")(x)
         if isinstance(rec, BLTRecurrence):
             x = rec.insert(x)
         return x

@@ -22,6 +22,7 @@ import tensorflow as tf
 import bioflow
 from bioflow import config as config_lib
 from bioflow import safe_gin
+from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, choices, user_message
 from bioflow.evaluate import check_settings, evaluate
@@ -214,6 +215,9 @@ def _train_locked(run, model, pipeline, chief, s):
     if pipeline.n_classes != model.output_shape[-1]:
         raise BioflowError(f"The data set {stats['dataset']!r} has {pipeline.n_classes} classes but the model's "
                            f"head has {model.output_shape[-1]}: set build_model.classes = {pipeline.n_classes}.")
+    weights = _bound("build_model.weights")
+    if weights and not latest:  # a resumed run restores its (already folded) weights from the checkpoint
+        fold_input_normalisation(model, weights, stats["mean"], stats["std"])
     steps = pipeline.splits.n_train // s["global_batch"]
     if steps == 0:
         raise BioflowError(f"The global batch of {s['global_batch']} images (train.batch_size) is larger than the "

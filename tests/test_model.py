@@ -76,6 +76,39 @@ def test_rib_bank_frozen_by_default_and_trainable_on_request():
     assert trained.get_layer("retina_conv3").output.shape[-1] == 4
 
 
+def test_combined_bank_behind_the_bottleneck_trains_only_its_dog_stage():
+    model = build_model(input_shape=(32, 32, 1), base="allcnn", filter_bank=Combined(variant="small"),
+                        bottleneck=RetinalBottleneck(width=2, train_filter_bank=True))
+    assert model.get_layer("v1_dog").trainable and not model.get_layer("v1_gabor").trainable
+    trainable = {w.path.split("/")[0] for w in model.trainable_weights}
+    assert "v1_dog" in trainable and "v1_gabor" not in trainable
+
+
+def test_internal_noise_follows_the_faithful_convlstm():
+    model = build_model(input_shape=(32, 32, 1), base="allcnn", filter_bank=Gabor(ksize=7), recurrence="convlstm",
+                        internal_noise=0.5)
+    names = [layer.name for layer in model.layers]
+    assert names.index("recurrent_convlstm") + 1 == names.index("recurrent_convlstm_noise")
+    assert model.get_layer("recurrent_convlstm_noise").stddev == 0.5
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype("float32")
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))  # noise only in training
+    assert not np.allclose(model(x, training=True), model(x, training=False))
+
+
+def test_allcnn_input_dropout_has_its_own_flag_and_weight_decay_reaches_the_first_conv():
+    import gin
+    gin.parse_config(["allcnn.width = 0.125", "allcnn.dropout = True", "allcnn.weight_decay = 1e-3"])
+    model = build_model(input_shape=(32, 32, 1), base="allcnn")
+    names = [layer.name for layer in model.layers]
+    assert "dropout0" not in names and {"dropout1", "dropout2"} <= set(names)
+    assert len(model.losses) == 2 * 9  # kernel and bias L2 on all nine convolutions
+    conv1 = model.get_layer("conv1")
+    expected = 1e-3 / 2 * (np.square(conv1.kernel.numpy()).sum() + np.square(conv1.bias.numpy()).sum())
+    assert float(conv1.losses[0] + conv1.losses[1]) == pytest.approx(expected, rel=1e-5)
+    gin.parse_config(["allcnn.input_dropout = True"])
+    assert build_model(input_shape=(32, 32, 1), base="allcnn").layers[1].name == "dropout0"
+
+
 def test_blt_keeps_the_frozen_bank():
     model = build_model(input_shape=(32, 32, 1), base="allcnn", filter_bank="gabor", recurrence="blt",
                         bottleneck=2)
@@ -88,6 +121,7 @@ def test_blt_keeps_the_frozen_bank():
     dict(base="vgg16", filter_bank="gabor", bottleneck=2, recurrence="convlstm"),
     dict(base="allcnn", filter_bank=Combined(variant="small"), recurrence="blt", internal_noise=0.1),
     dict(base="resnet50", filter_bank="dog", input_shape=(64, 64, 1)),
+    dict(base="allcnn", filter_bank=Gabor(ksize=7), recurrence="convlstm", internal_noise=0.1),
 ])
 def test_assembled_network_keras_roundtrip(tmp_path, kwargs):
     import gin
@@ -130,6 +164,30 @@ def test_pretrained_rgb_weights_map_to_grayscale(tmp_path):
     probe_gray = keras.Model(gray.input, gray.get_layer("block2_conv1").output)
     np.testing.assert_allclose(probe_gray(img).numpy(), probe_rgb(np.repeat(img, 3, axis=-1)).numpy(),
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("base, application, first", [("vgg16", "VGG16", "block1_conv1"),
+                                                      ("resnet50", "ResNet50", "conv1_conv")])
+def test_folded_normalisation_gives_the_keras_rgb_first_layer_on_gray_images(tmp_path, base, application, first):
+    import gin
+    rgb = getattr(keras.applications, application)(weights=None, include_top=False, input_shape=(64, 64, 3))
+    bias = rgb.get_layer(first).bias
+    bias.assign(np.random.default_rng(1).normal(size=bias.shape).astype("float32"))  # not all zero
+    path = tmp_path / "notop.h5"
+    write_legacy_h5(rgb, path)
+    gin.parse_config(["resnet50.width = 1.0", "vgg16.width = 1.0"])
+    gray = build_model(input_shape=(64, 64, 1), base=base, weights=str(path))
+    mean, std = 122.6, 61.0
+    imagenet.fold_input_normalisation(gray, str(path), mean, std)
+    imagenet.fold_input_normalisation(gray, str(path), mean, std)  # idempotent
+    lum = np.random.default_rng(0).uniform(0, 255, size=(2, 64, 64, 1)).astype("float32")
+    ours = keras.Model(gray.input, gray.get_layer(first).output)((lum - mean) / std).numpy()
+    preprocess = getattr(keras.applications, base).preprocess_input
+    theirs = keras.Model(rgb.input, rgb.get_layer(first).output)(preprocess(np.repeat(lum, 3, axis=-1))).numpy()
+    m = 4 if base == "resnet50" else 1  # the kernel reaches the zero padding only within m pixels of the edge
+    inner = (slice(None), slice(m, -m), slice(m, -m))
+    np.testing.assert_allclose(ours[inner], theirs[inner], rtol=1e-4, atol=1e-4 * np.abs(theirs).max())
+    assert np.abs(theirs[inner]).max() > 10  # at the pretrained scale, not 1/60 of it
 
 
 def test_pretrained_resnet_weights_load_by_name(tmp_path):

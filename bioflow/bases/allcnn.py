@@ -11,21 +11,23 @@ ALLCNN_LAYERS = ((96, 3, 1, "same"), (96, 3, 1, "same"), (96, 3, 2, "same"),
 
 
 @gin.register(module="bioflow")
-def allcnn(x, first_layer, classes, width=1.0, dropout=False, weight_decay=None, batch_norm=False):
+def allcnn(x, first_layer, classes, width=1.0, dropout=False, input_dropout=False, weight_decay=None,
+           batch_norm=False):
     """ALL-CNN: nine ReLU convolutions, global average pooling and softmax.
 
-    ``dropout`` adds 0.2 on the input and 0.5 after blocks 1 and 2; ``weight_decay`` is the L2
-    factor (applied as ``l2(weight_decay / 2)``, as in the original); ``batch_norm`` adds batch
-    normalisation after every convolution.
+    ``dropout`` adds 0.5 after blocks 1 and 2; ``input_dropout`` (its own flag, as in the
+    original) adds 0.2 on the input; ``weight_decay`` is the L2 factor (applied as
+    ``l2(weight_decay / 2)``, as in the original) on every convolution, the base's own first one
+    included; ``batch_norm`` adds batch normalisation after every convolution.
     """
     reg = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
-    if dropout:
+    if input_dropout:
         x = keras.layers.Dropout(0.2, name="dropout0")(x)
     for n, (filters, kernel, stride, padding) in enumerate(ALLCNN_LAYERS, start=1):
         filters = classes if filters is None else scaled(filters, width)
         name = f"conv{n}"
         if n == 1:
-            x = first_layer(x, FirstConv(filters, kernel, stride, padding, name))
+            x = first_layer(x, FirstConv(filters, kernel, stride, padding, name, regularizer=reg))
         else:
             x = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, kernel_regularizer=reg,
                                     bias_regularizer=reg, name=name)(x)

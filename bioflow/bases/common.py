@@ -16,12 +16,14 @@ class FirstConv:
     padding: str
     name: str
     activation: str = None
+    regularizer: object = None  # applied to the kernel and bias of the base's own first conv
 
 
 def standard_first_layer(x, spec):
     """The base's own first convolution (the ``Original`` setting)."""
     return keras.layers.Conv2D(spec.filters, spec.kernel_size, strides=spec.strides, padding=spec.padding,
-                               activation=spec.activation, name=spec.name)(x)
+                               activation=spec.activation, kernel_regularizer=spec.regularizer,
+                               bias_regularizer=spec.regularizer, name=spec.name)(x)
 
 
 def scaled(n, width):

@@ -3,13 +3,22 @@
 The weight files are Keras Applications' "notop" HDF5 files. The pretrained first
 convolution sees RGB; on grayscale input (R = G = B = L) the equivalent kernel is the sum of its
 three input-channel slices, so bioflow sums them instead of re-initialising the layer.
+
+The pretrained networks expect Keras' "caffe" preprocessing: BGR values in 0..255 minus the
+ImageNet channel means. bioflow feeds z-scored luminance instead, so once the data statistics are
+known, :func:`fold_input_normalisation` folds the difference into the first layer's weights and
+bias: the layer then responds as the RGB network does to the same gray image preprocessed the
+Keras way.
 """
+import logging
+
 import h5py
 import keras
 import numpy as np
 
 from bioflow.errors import BioflowError, choices
 
+log = logging.getLogger(__name__)
 _KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 #: Base name → (file URL, md5 hash as published by Keras Applications).
@@ -21,6 +30,12 @@ IMAGENET_WEIGHTS = {
     "resnet50": (_KERAS_APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
                  "4d473c1dd8becc155b73f8504c6f6626"),
 }
+
+
+#: Keras' "caffe" preprocessing of VGG-16/19 and ResNet-50: BGR channel means subtracted, no scaling.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+#: The pretrained first convolution of each base.
+FIRST_CONV = {"vgg16": "block1_conv1", "vgg19": "block1_conv1", "resnet50": "conv1_conv"}
 
 
 def imagenet_weights_path(base):
@@ -84,3 +99,37 @@ def load_pretrained_weights(model, path):
             layer.set_weights(values)
             report["adapted" if adapted else "loaded"].append(lname)
     return report
+
+
+def fold_input_normalisation(model, weights, mean, std):
+    """Fold bioflow's input normalisation into the pretrained first convolution of ``model`` (in place).
+
+    ``weights`` is ``'imagenet'`` or the Keras Applications weight file the model was built with.
+    The RGB network sees ``x_c = L − m_c`` (caffe means ``m_c``) for a gray image ``L``; bioflow feeds
+    ``z = (L − mean) / std``. With the file's kernel ``W_c`` and bias ``b`` the layer becomes
+    ``W' = std · Σ_c W_c`` and ``b' = b + Σ_taps,c W_c · (mean − m_c)``, so its output equals the RGB
+    layer's wherever the kernel does not reach the zero padding. Idempotent: it starts from the file.
+    Returns False (and changes nothing) when the model's first layer did not take the file's weights
+    (e.g. a base of another width).
+    """
+    from bioflow.model import describe
+
+    base = describe(model)["base"]
+    if base not in FIRST_CONV:
+        raise BioflowError(f"Cannot fold the input normalisation into base {base!r}: pretrained weights exist for "
+                           f"{choices(FIRST_CONV)}.")
+    path = imagenet_weights_path(base) if weights == "imagenet" else weights
+    name = FIRST_CONV[base]
+    with h5py.File(path, "r") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        kernel, bias = (np.asarray(group[name][w], np.float64) for w in _decode(group[name].attrs["weight_names"]))
+    if kernel.shape[2] != 3:
+        raise BioflowError(f"{path}: {name} has {kernel.shape[2]} input channels, not the 3 (BGR) of ImageNet weights.")
+    layer = model.get_layer(name)
+    if tuple(layer.kernel.shape) != kernel.shape[:2] + (1,) + kernel.shape[3:]:
+        log.warning("%s of shape %s did not take the pretrained %s: its input normalisation is not folded.",
+                    name, tuple(layer.kernel.shape), kernel.shape)
+        return False
+    offsets = float(mean) - np.asarray(CAFFE_BGR_MEAN)  # mean − m_c, in the weights' BGR channel order
+    layer.set_weights([kernel.sum(axis=2, keepdims=True) * float(std), bias + offsets @ kernel.sum(axis=(0, 1))])
+    return True
