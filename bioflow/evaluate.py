@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from bioflow import metrics, noise
 from bioflow.data import DataPipeline
-from bioflow.data.preprocessing import normalise, resize
+from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.model import describe
@@ -56,8 +56,8 @@ def load_run(run_dir, force=False):
 class _Evaluator:
     """Accuracy and loss of one model on batches of [0, 1] images, optionally perturbed."""
 
-    def __init__(self, model, mean, std, batch_size, seed, background, save_predictions):
-        self.model, self.mean, self.std = model, mean, std
+    def __init__(self, model, stats, batch_size, seed, background, save_predictions):
+        self.model, self.normalise = model, normaliser(stats)
         self.batch_size, self.seed, self.background = batch_size, seed, background
         self.save_predictions = save_predictions
         self.predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
@@ -70,8 +70,8 @@ class _Evaluator:
             size = images01.shape[1:3]
             perturb = noise.compiled(noise_name, level, self.seed, self.background, *size)
             ds = ds.map(lambda x, y, i: (perturb(x, i), y, i), num_parallel_calls=tf.data.AUTOTUNE)
-        mean, std = self.mean, self.std
-        ds = ds.map(lambda x, y, i: (normalise(x * 255.0, mean, std), y), num_parallel_calls=tf.data.AUTOTUNE)
+        norm = self.normalise
+        ds = ds.map(lambda x, y, i: (norm(x * 255.0), y), num_parallel_calls=tf.data.AUTOTUNE)
         loss = correct = 0.0
         probs = []
         for x, y in ds.prefetch(tf.data.AUTOTUNE):
@@ -228,7 +228,7 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
             sets.update(_cifar10g_sets(generalisation_dir, size, interp))
     meta = dict(Model=info.get("model", model.name), Convolution=arch["convolution"], Base=arch["base"],
                 Weights=info.get("weights") or "none", Trial=info.get("trial"), Seed=info.get("seed"))
-    ev = _Evaluator(model, stats["mean"], stats["std"], batch_size, seed, background, save_predictions)
+    ev = _Evaluator(model, stats, batch_size, seed, background, save_predictions)
     noisy_sets = [s for s in sets if s == "test" or perturb_generalisation]
     jobs = [(s, name, li, level) for s in noisy_sets for name, levels in suite.items()
             for li, level in enumerate(levels)]

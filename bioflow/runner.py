@@ -217,7 +217,11 @@ def _train_locked(run, model, pipeline, chief, s):
                            f"head has {model.output_shape[-1]}: set build_model.classes = {pipeline.n_classes}.")
     weights = _bound("build_model.weights")
     if weights and not latest:  # a resumed run restores its (already folded) weights from the checkpoint
-        fold_input_normalisation(model, weights, stats["mean"], stats["std"])
+        if stats["normalisation"] == "featurewise":
+            fold_input_normalisation(model, weights, stats["mean"], stats["std"])
+        else:
+            print("Note: samplewise normalisation cannot be folded into the pretrained first layer; it keeps "
+                  "its ImageNet weights as they are.", flush=True)
     steps = pipeline.splits.n_train // s["global_batch"]
     if steps == 0:
         raise BioflowError(f"The global batch of {s['global_batch']} images (train.batch_size) is larger than the "
@@ -341,7 +345,8 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         trainer.fit(lambda e: pipeline.train_dataset(s["global_batch"], e, s["rng_seed"]),
-                    pipeline.test_dataset(s["global_batch"]), s["epochs"], s["steps"], on_epoch_end,
+                    lambda e: pipeline.validation_dataset(s["global_batch"], e, s["rng_seed"]), s["epochs"], s["steps"],
+                    on_epoch_end,
                     progress=s["progress"])
     except BaseException as err:
         if chief:

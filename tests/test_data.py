@@ -139,9 +139,63 @@ def test_image_folder_loads_any_decodable_images(tmp_path):
     assert x.shape == (6, 16, 16, 1) and sorted(y.numpy().tolist()) == [0, 0, 0, 1, 1, 1]
 
 
+def test_image_folder_prefers_val_and_is_named_after_its_folder(tmp_path):
+    root = make_folder(tmp_path / "ecoset-cifar10", test="test")
+    make_folder(root, classes=("cat", "dog"), test="val")
+    (root / "val" / "cat" / "0.png").unlink()  # val/ has 5 images, test/ has 6
+    p = DataPipeline(ImageFolder(str(root)), augmentation="none")
+    stats = p.prepare(224)
+    assert stats["n_test"] == 5 and stats["dataset"] == "ecoset-cifar10"
+    assert (stats["mean"], stats["std"]) == CACHED_STATISTICS[("ecoset-cifar10", "nearest", 224)]
+    assert stats["origin"] == "cached"
+    assert DataPipeline(ImageFolder(str(root), name="mine")).prepare(16)["dataset"] == "mine"
+
+
+def test_image_folder_trains_on_train_path_and_tests_on_path(tmp_path):
+    train_root = make_folder(tmp_path / "a", classes=("cat", "dog"))
+    test_root = make_folder(tmp_path / "b", classes=("cat", "dog"), test="val")
+    for k in range(3, 7):
+        write_png(train_root / "train" / "dog" / f"{k}.png", 200)
+    p = DataPipeline(ImageFolder(str(test_root), train_path=str(train_root)), augmentation="none")
+    stats = p.prepare(16)
+    assert stats["n_train"] == 10 and stats["n_test"] == 6
+    assert all("/a/train/" in f for f in p.splits.train_files) and all("/b/val/" in f for f in p.splits.test_files)
+
+
+def test_samplewise_normalisation_is_per_image_and_recorded():
+    p = DataPipeline(Synthetic(n_train=64, n_test=16), augmentation="none", normalisation="samplewise")
+    stats = p.prepare(32)
+    assert stats["normalisation"] == "samplewise"
+    x, _ = next(iter(p.test_dataset(16)))
+    np.testing.assert_allclose(x.numpy().mean(axis=(1, 2, 3)), 0, atol=1e-4)
+    np.testing.assert_allclose(x.numpy().std(axis=(1, 2, 3)), 1, atol=1e-3)
+    assert DataPipeline(Synthetic(n_train=64, n_test=16)).prepare(32)["normalisation"] == "featurewise"
+    with pytest.raises(BioflowError, match="valid ones are 'featurewise' or 'samplewise'"):
+        DataPipeline(normalisation="per-image")
+
+
+def test_validation_through_the_augmenting_generator_on_request():
+    def val(augment, epoch):
+        p = DataPipeline(Synthetic(n_train=64, n_test=16), augmentation="standard", augment_validation=augment)
+        p.prepare(32)
+        return np.concatenate([x.numpy() for x, _ in p.validation_dataset(8, epoch, seed=1)])
+
+    clean = np.concatenate([x.numpy() for x, _ in _pipeline(32).test_dataset(8)])
+    np.testing.assert_array_equal(val(False, 0), clean)
+    assert not np.allclose(val(True, 0), clean)
+    np.testing.assert_array_equal(val(True, 0), val(True, 0))  # deterministic per (seed, epoch)
+    assert not np.array_equal(val(True, 0), val(True, 1))
+
+
+def _pipeline(size):
+    p = DataPipeline(Synthetic(n_train=64, n_test=16), augmentation="standard")
+    p.prepare(size)
+    return p
+
+
 @pytest.mark.parametrize("breakage, message", [
     (lambda r: shutil.rmtree(r / "train"), "has no 'train/' folder"),
-    (lambda r: shutil.rmtree(r / "test"), "has no 'test/' or 'val/' folder"),
+    (lambda r: shutil.rmtree(r / "test"), "has no 'val/' or 'test/' folder"),
     (lambda r: [p.unlink() for p in (r / "train" / "dog").iterdir()], "dog has no images"),
     (lambda r: (r / "train" / "cat" / "1.png").write_bytes(b"\x89PNG broken"), "1.png"),
 ])

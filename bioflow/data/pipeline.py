@@ -3,7 +3,8 @@ import gin
 import tensorflow as tf
 
 from bioflow.data.augment import check_augmentation, make_augmenter
-from bioflow.data.preprocessing import CACHED_STATISTICS, check_interpolation, compute_statistics, normalise, resize
+from bioflow.data.preprocessing import (CACHED_STATISTICS, check_interpolation, check_normalisation,
+                                        compute_statistics, normaliser, resize)
 from bioflow.data.sources import Synthetic, decode_checked
 from bioflow.errors import BioflowError
 
@@ -17,22 +18,29 @@ def epoch_seed(seed, epoch):
 
 @gin.register(module="bioflow")
 class DataPipeline:
-    """Declares the data of a run (SPEC §1).
+    """Declares the data of a run (docs/science.md, "Images").
 
     Args:
         source: ``@Synthetic()`` (default), ``@CIFAR10()`` or ``@ImageFolder()``.
         interpolation: ``'nearest'`` or ``'lanczos'`` when the model's input is larger than the images.
         augmentation: ``'none'``, ``'standard'`` or ``'extra'``.
-        recalculate_statistics: recompute mean and std even when SPEC caches them.
+        recalculate_statistics: recompute mean and std even when they are cached.
+        normalisation: ``'featurewise'`` (the training set's mean and std) or ``'samplewise'`` (each
+            image by its own, as the original did for image folders under ``--recalculate_statistics``).
+        augment_validation: validate (the ``val_loss`` of the plateau schedule) on the test set passed
+            through the training augmentation, as the original's generator did; False validates on
+            the clean test set (bioflow's default).
         shuffle_buffer: the training shuffle buffer (in images).
     """
 
     def __init__(self, source=None, interpolation="nearest", augmentation="standard", recalculate_statistics=False,
-                 shuffle_buffer=10_000):
+                 normalisation="featurewise", augment_validation=False, shuffle_buffer=10_000):
         self.source = source if source is not None else Synthetic()
         self.interpolation = check_interpolation(interpolation)
         self.augmentation = check_augmentation(augmentation)
         self.recalculate_statistics = recalculate_statistics
+        self.normalisation = check_normalisation(normalisation)
+        self.augment_validation = bool(augment_validation)
         self.shuffle_buffer = shuffle_buffer
         self.splits = None
         self.stats = None
@@ -65,7 +73,8 @@ class DataPipeline:
                                f"training pixel is {mean:.4g}): normalising would divide by zero and nothing can "
                                "be learned from it. Check the data source.")
         self.stats = dict(dataset=self.splits.name, interpolation=self.interpolation, image_size=image_size,
-                          mean=mean, std=std, origin=origin, n_train=self.splits.n_train,
+                          mean=mean, std=std, origin=origin, normalisation=self.normalisation,
+                          n_train=self.splits.n_train,
                           n_test=self.splits.n_test, classes=list(self.splits.class_names))
         return self.stats
 
@@ -78,8 +87,8 @@ class DataPipeline:
         return ds.map(lambda x, y: (resize(x, size, interp), y), num_parallel_calls=AUTOTUNE)
 
     def _normalised(self, ds):
-        mean, std = self.stats["mean"], self.stats["std"]
-        return ds.map(lambda x, y: (normalise(x, mean, std), y), num_parallel_calls=AUTOTUNE)
+        norm = normaliser(self.stats)
+        return ds.map(lambda x, y: (norm(x), y), num_parallel_calls=AUTOTUNE)
 
     def train_dataset(self, global_batch, epoch, seed):
         """One epoch of shuffled, augmented, normalised training batches (deterministic in seed, epoch)."""
@@ -100,3 +109,12 @@ class DataPipeline:
         if self.stats is None:
             raise RuntimeError("call prepare() first")
         return self._normalised(self._resized(self.splits.test).batch(batch)).prefetch(AUTOTUNE)
+
+    def validation_dataset(self, batch, epoch, seed):
+        """The data of an epoch's ``val_loss``: the test split, augmented when ``augment_validation``."""
+        augmenter = make_augmenter(self.augmentation, epoch_seed(seed, epoch) ^ 0x5A5A5) \
+            if self.augment_validation else None
+        if augmenter is None:
+            return self.test_dataset(batch)
+        ds = self._resized(self.splits.test).batch(batch).map(lambda x, y: (augmenter(x, training=True), y))
+        return self._normalised(ds).prefetch(AUTOTUNE)

@@ -88,6 +88,35 @@ def compute_statistics(dataset):
     return float(mean), float(np.sqrt(max(total_sq / count - mean**2, 0.0)))
 
 
+#: ``featurewise``: ``(x − mean) / std`` with the training set's scalars (bioflow's default, and the
+#: original's for CIFAR-10). ``samplewise``: each image by its own mean and std, as the original
+#: did for image folders under ``--recalculate_statistics``.
+NORMALISATIONS = ("featurewise", "samplewise")
+
+
+def check_normalisation(name):
+    """Validate a normalisation name."""
+    if name not in NORMALISATIONS:
+        raise BioflowError(f"Unknown normalisation {name!r}; valid ones are {choices(NORMALISATIONS)}.")
+    return name
+
+
 def normalise(images, mean, std):
     """Feature-wise normalisation ``(x - mean) / std``."""
     return (images - mean) / std
+
+
+def normalise_samplewise(images):
+    """Each image ``[..., H, W, C]`` minus its mean, over its std + 1e-6 (Keras' ImageDataGenerator)."""
+    mean = tf.reduce_mean(images, axis=[-3, -2, -1], keepdims=True)
+    std = tf.math.reduce_std(images, axis=[-3, -2, -1], keepdims=True)
+    return (images - mean) / (std + 1e-6)
+
+
+def normaliser(stats):
+    """``fn(images 0..255) → network input`` for a run's data statistics (``stats['normalisation']``)."""
+    mode = check_normalisation(stats.get("normalisation") or "featurewise")
+    if mode == "samplewise":
+        return normalise_samplewise
+    mean, std = float(stats["mean"]), float(stats["std"])
+    return lambda images: normalise(images, mean, std)

@@ -64,7 +64,7 @@ class Synthetic:
 
 @gin.register(module="bioflow")
 class CIFAR10:
-    """CIFAR-10 through TensorFlow Datasets, converted to luminance (SPEC §1)."""
+    """CIFAR-10 through TensorFlow Datasets, converted to luminance (docs/science.md, "Images")."""
 
     name = "cifar10"
 
@@ -139,19 +139,29 @@ def decode_image_file(path):
 
 @gin.register(module="bioflow")
 class ImageFolder:
-    """An image-folder data set (the original ``--image_path``): ``train/`` plus ``test/`` or ``val/``,
-    each with one sub-folder per class. Any image format that TensorFlow decodes is read;
-    other files (e.g. README.md) are ignored."""
+    """An image-folder data set (the original ``--image_path``): ``train/`` plus ``val/`` or ``test/``
+    (``val/`` first, as the original chose), each with one sub-folder per class. Any image format
+    that TensorFlow decodes is read; other files (e.g. README.md) are ignored.
 
-    def __init__(self, path, test_split=None):
-        self.path, self.test_split = path, test_split
+    Args:
+        path: the folder holding ``train/`` and the test split.
+        test_split: the test folder's name (default: ``val``, else ``test``).
+        name: the data set's name in ``run.json`` and the statistics cache (default: the folder's
+            name, e.g. ``ecoset-cifar10``, which has cached statistics).
+        train_path: train on this folder's ``train/`` instead (the original ``--train_image_path``);
+            the test split still comes from ``path``.
+    """
+
+    def __init__(self, path, test_split=None, name=None, train_path=None):
+        self.path, self.test_split, self.train_path = path, test_split, train_path
+        self._name = name
 
     @property
     def name(self):
-        return f"folder:{pathlib.Path(self.path).name}"
+        return self._name or pathlib.Path(self.path).expanduser().resolve().name
 
     def _test_dir(self, root):
-        names = [self.test_split] if self.test_split else ["test", "val"]
+        names = [self.test_split] if self.test_split else ["val", "test"]
         for name in names:
             if (root / name).is_dir():
                 return root / name
@@ -160,18 +170,20 @@ class ImageFolder:
     def load(self):
         """Index the files; decoding happens in the pipeline (and in the statistics pass)."""
         root = pathlib.Path(self.path).expanduser()
-        if not (root / "train").is_dir():
-            raise BioflowError(f"Image folder {root} has no 'train/' folder (expected train/<class>/<image>).")
-        train_files = _list_class_folders(root / "train", "Training")
+        train_root = pathlib.Path(self.train_path).expanduser() if self.train_path else root
+        if not (train_root / "train").is_dir():
+            raise BioflowError(f"Image folder {train_root} has no 'train/' folder (expected train/<class>/<image>).")
+        train_files = _list_class_folders(train_root / "train", "Training")
         test_dir = self._test_dir(root)
         test_files = _list_class_folders(test_dir, "Test")
         classes = tuple(train_files)
         if len(classes) < 2:
-            raise BioflowError(f"Image folder {root / 'train'} has one class ({classes[0]!r}); a classifier needs at "
-                               "least two. Add a sub-folder of images per class to train/ and to the test folder.")
+            raise BioflowError(f"Image folder {train_root / 'train'} has one class ({classes[0]!r}); a classifier "
+                               "needs at least two. Add a sub-folder of images per class to train/ and to the test "
+                               "folder.")
         unknown = sorted(set(test_files) - set(classes))
         if unknown:
-            raise BioflowError(f"{test_dir} has classes that train/ lacks: {', '.join(unknown)}.")
+            raise BioflowError(f"{test_dir} has classes that {train_root / 'train'} lacks: {', '.join(unknown)}.")
 
         def ds(files):
             paths = [p for c in classes for p in files.get(c, [])]

@@ -133,7 +133,8 @@ class Trainer:
     def fit(self, train_dataset_fn, val_dataset, epochs, steps_per_epoch, on_epoch_end, progress=None):
         """Train epochs ``self.epoch .. epochs-1``.
 
-        ``train_dataset_fn(epoch)`` returns that epoch's global-batched data set.
+        ``train_dataset_fn(epoch)`` returns that epoch's global-batched data set; ``val_dataset`` is a
+        data set, or a function of the epoch that returns one.
         ``on_epoch_end(row)`` gets the history row and must persist it before the checkpoint is
         written. ``progress`` is ``'bar'``, ``'line'`` or None (bar on a TTY, else one line).
         """
@@ -157,7 +158,7 @@ class Trainer:
                     bar.update(step + 1, [("loss", loss / count), ("accuracy", correct / count)])
             if count == 0:
                 raise BioflowError(f"The training set gives no full batch of {self.global_batch} images.")
-            val_loss, val_acc = self.evaluate(val_dataset)
+            val_loss, val_acc = self.evaluate(val_dataset(epoch) if callable(val_dataset) else val_dataset)
             row = dict(epoch=epoch, loss=loss / count, accuracy=correct / count, val_loss=val_loss,
                        val_accuracy=val_acc, lr=self.current_rate(), seconds=time.time() - start)
             print(f"Epoch {epoch + 1}/{epochs} - {row['seconds']:.1f}s - loss {row['loss']:.4f} - accuracy "

@@ -55,7 +55,7 @@ CARD = _Fields({
                     "weights": (str, _NONE), "epochs": (int, _NONE), "strategy": (str, _NONE),
                     "global_batch": (int, _NONE)}),
     "data": _Fields({"dataset": str, "interpolation": str, "image_size": int, "mean": _NUMBER, "std": _NUMBER,
-                     "origin": (str, _NONE), "n_train": (int, _NONE), "n_test": (int, _NONE),
+                     "origin": (str, _NONE), "normalisation": (str, _NONE), "n_train": (int, _NONE), "n_test": (int, _NONE),
                      "classes": _List(str)}, required=("dataset", "interpolation", "mean", "std")),
     "architecture": _Fields({"base": (str, _NONE), "convolution": (str, _NONE), "bottleneck": (int, _NONE),
                              "recurrence": (str, _NONE), "filter_bank": _Map(dict),

@@ -12,8 +12,9 @@ def load(spec, root=None, remote=None):
 
     The entry is pulled from ``remote`` (or ``$BIOFLOW_ZOO_REMOTE``) when it is not in the local
     zoo. ``model.keras`` is checked against the card's sha256 and loaded with Keras' safe mode.
-    Inputs are ``[N, H, W, 1]`` luminance in 0..255, normalised with the card's statistics:
-    ``(x - card["data"]["mean"]) / card["data"]["std"]``.
+    Inputs are ``[N, H, W, 1]`` luminance in 0..255, normalised as the card's data says:
+    ``bioflow.data.preprocessing.normaliser(card["data"])`` (``(x - mean) / std`` unless
+    ``card["data"]["normalisation"]`` is ``'samplewise'``).
     """
     zoo = Zoo(root)
     try:
