@@ -3,6 +3,7 @@ import pathlib
 import shutil
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -67,6 +68,56 @@ def test_lanczos_is_opencv_lanczos4(shape, size):
     image = np.random.default_rng(1).integers(0, 256, size=shape).astype(np.float32)
     ours = resize(tf.constant(image[None, ..., None]), size, "lanczos").numpy()[0, ..., 0]
     np.testing.assert_allclose(ours, lanczos4_reference(image.astype(np.float64), size, size), atol=2e-3)
+
+
+def keras_generator_reference(x, theta, tx, ty, shear, zx, zy, flip, brightness):
+    """Keras' ImageDataGenerator.apply_transform on one [H, W] image, from its description: one
+    scipy affine_transform of R·T·S·Z about the centre (x, y axes swapped for numpy), the flip,
+    then array_to_img(scale=True) → uint8 → PIL ImageEnhance.Brightness."""
+    from PIL import Image, ImageEnhance
+    from scipy import ndimage
+
+    t = np.deg2rad(theta)
+    m = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+    m = m @ np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]])
+    s = np.deg2rad(shear)
+    m = m @ np.array([[1, -np.sin(s), 0], [0, np.cos(s), 0], [0, 0, 1]])
+    m = m @ np.array([[zx, 0, 0], [0, zy, 0], [0, 0, 1]])
+    h, w = x.shape
+    ox, oy = h / 2 - 0.5, w / 2 - 0.5
+    m = np.array([[1, 0, ox], [0, 1, oy], [0, 0, 1]]) @ m @ np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]])
+    m[:, [0, 1]] = m[:, [1, 0]]
+    m[[0, 1]] = m[[1, 0]]
+    out = ndimage.affine_transform(x, m[:2, :2], m[:2, 2], order=1, mode="nearest")
+    if flip:
+        out = out[:, ::-1]
+    if brightness is None:
+        return out
+    out = out - out.min()
+    if out.max() != 0:
+        out = out / out.max()
+    image = Image.fromarray((out * 255).astype("uint8"), "L")
+    return np.asarray(ImageEnhance.Brightness(image).enhance(brightness), np.float64)
+
+
+def test_extra_augmentation_is_keras_image_data_generator_in_one_resampling():
+    from bioflow.data.augment import GeneratorTransform
+
+    rng = np.random.default_rng(3)
+    images = gaussian_filter(rng.uniform(0, 255, size=(6, 32, 32)), (0, 2, 2))[..., None].astype(np.float32)
+    gen = GeneratorTransform(seed=5)
+    params = gen.draw(6, 32, 32, batch_index=2)
+    p = {k: v.numpy().astype(np.float64) for k, v in params.items()}
+    assert np.abs(p["theta"]).max() <= 45 and np.abs(p["shear"]).max() <= 0.2 and p["zx"].min() >= 0.5
+    geometric = gen.apply(tf.constant(images), params, brightness=False).numpy()[..., 0]
+    full = gen.apply(tf.constant(images), params).numpy()[..., 0]
+    for i in range(6):
+        args = [p[k][i] for k in ("theta", "tx", "ty", "shear", "zx", "zy")] + [p["flip"][i] > 0.5]
+        np.testing.assert_allclose(geometric[i], keras_generator_reference(images[i, ..., 0].astype(np.float64),
+                                                                           *args, None), atol=2e-3)
+        expected = keras_generator_reference(images[i, ..., 0].astype(np.float64), *args, p["brightness"][i])
+        assert np.abs(full[i] - expected).max() <= 1 and (full[i] != expected).mean() < 0.01
+        assert full[i].max() <= 255 * p["brightness"][i] + 1e-3 and full[i] == pytest.approx(np.floor(full[i]))
 
 
 def test_pipeline_is_deterministic_per_seed_and_epoch():

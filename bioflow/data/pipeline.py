@@ -101,7 +101,7 @@ class DataPipeline:
         augmenter = make_augmenter(self.augmentation, s)
         if augmenter is not None:
             # Sequential on purpose: the random layers draw in batch order, so runs repeat exactly.
-            ds = ds.map(lambda x, y: (augmenter(x, training=True), y))
+            ds = ds.enumerate().map(lambda i, batch: (augmenter(batch[0], i), batch[1]))
         return self._normalised(ds).prefetch(AUTOTUNE)
 
     def test_dataset(self, batch):
@@ -116,5 +116,6 @@ class DataPipeline:
             if self.augment_validation else None
         if augmenter is None:
             return self.test_dataset(batch)
-        ds = self._resized(self.splits.test).batch(batch).map(lambda x, y: (augmenter(x, training=True), y))
+        ds = self._resized(self.splits.test).batch(batch).enumerate().map(
+            lambda i, xy: (augmenter(xy[0], i), xy[1]))
         return self._normalised(ds).prefetch(AUTOTUNE)
