@@ -125,9 +125,11 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, cifar10g
 @click.option("--perturb-generalisation", is_flag=True, default=None, help="Run the noise suite on CIFAR-10G too.")
 @click.option("--save-predictions", is_flag=True, default=None, help="Write per-image probabilities.")
 @click.option("--save-images", is_flag=True, default=None, help="Write a PNG grid of perturbed images per noise.")
+@click.option("--save-all-images", is_flag=True, default=None,
+              help="Also write every perturbed image as a PNG (the original's --save_images) [evaluate.save_images].")
 @click.option("--force", is_flag=True, default=None, help="Evaluate a run that is not complete [evaluate.force].")
 def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, suite, cifar10g,
-                     perturb_generalisation, save_predictions, save_images, force):
+                     perturb_generalisation, save_predictions, save_images, save_all_images, force):
     """Evaluate a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): clean accuracy, the
     noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/).
 
@@ -156,7 +158,7 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
         files = [str(operative)] + files  # the user's own run: trusted, as any gin file they pass
     config.parse(files, gin_params, untrusted=untrusted)
     given = dict(n_images=n_images, generalisation_dir=cifar10g, perturb_generalisation=perturb_generalisation,
-                 save_predictions=save_predictions, save_images=save_images, force=force)
+                 save_predictions=save_predictions, save_images="all" if save_all_images else save_images, force=force)
     try:
         summary = evaluate.evaluate(run_dir, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
     except KeyboardInterrupt:

@@ -62,8 +62,11 @@ class _Evaluator:
         self.save_predictions = save_predictions
         self.predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
 
-    def run(self, images01, labels, noise_name=None, level=None):
-        """``(loss, accuracy, probabilities or None)`` over the cached [0, 1] images."""
+    def run(self, images01, labels, noise_name=None, level=None, save_to=None):
+        """``(loss, accuracy, probabilities or None)`` over the cached [0, 1] images.
+
+        ``save_to(images01 [n, H, W, 1], indices [n])``, when given, receives every (perturbed) batch.
+        """
         ds = tf.data.Dataset.from_tensor_slices((images01, labels, tf.range(len(labels), dtype=tf.int64)))
         ds = ds.batch(self.batch_size)
         if noise_name is not None:
@@ -71,10 +74,12 @@ class _Evaluator:
             perturb = noise.compiled(noise_name, level, self.seed, self.background, *size)
             ds = ds.map(lambda x, y, i: (perturb(x, i), y, i), num_parallel_calls=tf.data.AUTOTUNE)
         norm = self.normalise
-        ds = ds.map(lambda x, y, i: (norm(x * 255.0), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y, i: (norm(x * 255.0), y, x, i), num_parallel_calls=tf.data.AUTOTUNE)
         loss = correct = 0.0
         probs = []
-        for x, y in ds.prefetch(tf.data.AUTOTUNE):
+        for x, y, x01, i in ds.prefetch(tf.data.AUTOTUNE):
+            if save_to is not None:
+                save_to(x01, i)
             p = self.predict(x)
             loss += float(tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, p)))
             correct += float(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(p, -1), y), tf.float32)))
@@ -127,6 +132,24 @@ def _image_grid(examples):
     return (np.clip(grid, 0, 1) * 255).round().astype(np.uint8)
 
 
+def _png_writer(folder, level_index, level):
+    """``save(images01, indices)`` writing each image as ``folder/L<li>_<level>_<index>.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(images01, indices):
+        pngs = tf.map_fn(tf.io.encode_png, tf.cast(tf.round(tf.clip_by_value(images01, 0, 1) * 255), tf.uint8),
+                         fn_output_signature=tf.string)
+        for png, index in zip(pngs.numpy(), indices.numpy()):
+            (folder / f"L{level_index:02d}_{level:g}_{index:05d}.png").write_bytes(png)
+
+    return save
+
+
+def _check_save_images(save_images):
+    if not isinstance(save_images, bool) and save_images not in ("grid", "all"):
+        raise BioflowError(f"evaluate.save_images must be False, True, 'grid' or 'all', got {save_images!r}.")
+
+
 def _remove_orphans(run):
     """Remove the temporary results of evaluations that were killed (``.results.*``)."""
     for orphan in run.glob(".results.*"):
@@ -148,6 +171,7 @@ def check_settings():
             return None
 
     _check_n_images(bound("evaluate.n_images"))
+    _check_save_images(bound("evaluate.save_images"))
     _check_generalisation_dir(bound("evaluate.generalisation_dir"))
 
 
@@ -190,7 +214,9 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
             fetch it from GitHub, or None to skip.
         perturb_generalisation: also run the noise suite on each CIFAR-10G set.
         save_predictions: write ``predictions.csv`` (per-image probabilities).
-        save_images: write a PNG grid of perturbed examples per noise under ``images/``.
+        save_images: ``True`` (or ``'grid'``) writes a PNG grid of perturbed examples per noise under
+            ``images/``; ``'all'`` also writes every perturbed image, as the original's
+            ``--save_images`` did, to ``images/<set>/<noise>/L<level index>_<level>_<index>.png``.
         force: evaluate a run that is not complete (its current ``model.keras``).
         loaded: ``(model, run_info)`` to evaluate instead of the run's (a zoo entry); ``run_dir``
             then only receives ``results/``.
@@ -200,6 +226,7 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     folders of killed evaluations are removed by the next one.
     """
     _check_n_images(n_images)
+    _check_save_images(save_images)
     _check_generalisation_dir(generalisation_dir)  # before any work
     run = pathlib.Path(run_dir)
     if loaded is None and not run.is_dir():
@@ -267,7 +294,8 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
                 print(f"Evaluating {set_name}: {name} ({len(suite.levels[name])} levels)", flush=True)
                 current = name
             images, labels = sets[set_name]
-            loss, acc, probs = ev.run(images, labels, name, level)
+            save_to = _png_writer(tmp_dir / "images" / set_name / name, li, level) if save_images == "all" else None
+            loss, acc, probs = ev.run(images, labels, name, level, save_to)
             pert_rows.append(dict(meta, Set=set_name, Noise=name, LI=li, Level=level, Loss=loss, Accuracy=acc))
             record_predictions(set_name, name, li, level, probs, labels)
             if bar is not None:

@@ -67,6 +67,26 @@ def test_end_to_end_tables(tiny_run):
     assert not list(tiny_run.glob(".results.*"))
 
 
+def test_save_all_images_writes_every_perturbed_image(tiny_run):
+    config.parse([str(tiny_run / "operative_config.gin")])
+    suite = noise.NoiseSuite(noises=["invert", "uniform"], levels={"invert": [0, 1], "uniform": [0.0, 0.5]})
+    evaluate(tiny_run, suite=suite, n_images=7, batch_size=4, save_images="all", seed=3)
+    images = tiny_run / "results" / "images"
+    inverted = sorted(p.name for p in (images / "test" / "invert").iterdir())
+    assert inverted == [f"L{li:02d}_{lv}_{i:05d}.png" for li, lv in enumerate((0, 1)) for i in range(7)]
+    assert len(list((images / "test" / "uniform").iterdir())) == 14
+    assert (images / "invert.png").is_file()  # the grid as well
+    from PIL import Image
+    clean = np.asarray(Image.open(images / "test" / "invert" / "L00_0_00003.png"), np.int32)
+    flipped = np.asarray(Image.open(images / "test" / "invert" / "L01_1_00003.png"), np.int32)
+    np.testing.assert_array_equal(clean + flipped, 255)  # image 3, inverted
+    noisy = np.asarray(Image.open(images / "test" / "uniform" / "L01_0.5_00003.png"), np.float32) / 255
+    expected = noise.apply("uniform", clean[None, ..., None] / 255.0, 0.5, seed=3, indices=[3]).numpy()[0, ..., 0]
+    assert np.abs(noisy - expected).max() <= 1 / 255 + 1e-6  # the perturbation of image 3, by its index
+    with pytest.raises(BioflowError, match="'grid' or 'all', got 'every'"):
+        evaluate(tiny_run, suite=suite, n_images=7, save_images="every")
+
+
 @needs_cifar10g
 def test_generalisation_on_cifar10g(tiny_run, tmp_path):
     import shutil
