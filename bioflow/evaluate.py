@@ -1,4 +1,4 @@
-"""Robustness evaluation of a run: clean accuracy, the noise suite and CIFAR-10G (SPEC §5–7).
+"""Robustness evaluation of a run: clean accuracy, the noise suite and CIFAR-10G (docs/science.md).
 
 Everything is batched: the test images are resized and cached once; each (noise, level) then
 perturbs, rescales, normalises and predicts in one ``tf.data`` pipeline with in-graph ops.

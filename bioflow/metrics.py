@@ -1,4 +1,4 @@
-"""Robustness summaries (SPEC §7): AUC over levels, ratios to a reference, and trial statistics."""
+"""Robustness summaries (docs/science.md, "Results"): AUC over levels, ratios to a reference, and trial statistics."""
 import math
 
 import numpy as np
@@ -23,7 +23,7 @@ def auc(levels, accuracies):
 
 
 def auc_table(perturbation):
-    """AUC per (Model, Trial, Noise) from a tidy perturbation table (SPEC §7 columns)."""
+    """AUC per (Model, Trial, Noise) from a tidy perturbation table (the columns of docs/science.md, "Results")."""
     rows = []
     keys = [k for k in ("Model", "Trial", "Set", "Noise") if k in perturbation.columns]
     for key, group in perturbation.groupby(keys, sort=False):

@@ -1,4 +1,4 @@
-"""Model assembly: the root gin entry point that builds a whole network (SPEC §3).
+"""Model assembly: the root gin entry point that builds a whole network (docs/science.md, "Assembling a network").
 
     input (H, W, C) → [retina_*] → v1_* filter bank(s) → [recurrent_*] → rest of the base → softmax
 """

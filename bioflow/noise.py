@@ -1,4 +1,4 @@
-"""The perturbation suite (SPEC §5) as batched TensorFlow ops, with a registry.
+"""The perturbation suite (docs/science.md, "Perturbations") as batched TensorFlow ops, with a registry.
 
     bioflow.noise.apply("uniform", images, 0.3, seed=0, indices=range(100, 132))
 
@@ -221,7 +221,7 @@ def gaussian_blur(images, sigma, background):
     return (tf.transpose(along_h, [0, 2, 1]) + background)[..., None]
 
 
-# -- The SPEC §5 suite ------------------------------------------------------------------------------
+# -- The paper's suite (docs/science.md) --------------------------------------------------------
 
 @register("uniform", np.linspace(0, 1, 11), (0.0, 1.0), stochastic=True, description="x + U(-w, w)")
 def _uniform(x, w, ctx):

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from click.testing import CliRunner
 
 from bioflow import config, metrics, noise
@@ -76,11 +77,13 @@ def test_save_all_images_writes_every_perturbed_image(tiny_run):
     assert inverted == [f"L{li:02d}_{lv}_{i:05d}.png" for li, lv in enumerate((0, 1)) for i in range(7)]
     assert len(list((images / "test" / "uniform").iterdir())) == 14
     assert (images / "invert.png").is_file()  # the grid as well
-    from PIL import Image
-    clean = np.asarray(Image.open(images / "test" / "invert" / "L00_0_00003.png"), np.int32)
-    flipped = np.asarray(Image.open(images / "test" / "invert" / "L01_1_00003.png"), np.int32)
+    def png(path):
+        return tf.io.decode_png(tf.io.read_file(str(path))).numpy()[..., 0].astype(np.int32)
+
+    clean = png(images / "test" / "invert" / "L00_0_00003.png")
+    flipped = png(images / "test" / "invert" / "L01_1_00003.png")
     np.testing.assert_array_equal(clean + flipped, 255)  # image 3, inverted
-    noisy = np.asarray(Image.open(images / "test" / "uniform" / "L01_0.5_00003.png"), np.float32) / 255
+    noisy = png(images / "test" / "uniform" / "L01_0.5_00003.png") / 255
     expected = noise.apply("uniform", clean[None, ..., None] / 255.0, 0.5, seed=3, indices=[3]).numpy()[0, ..., 0]
     assert np.abs(noisy - expected).max() <= 1 / 255 + 1e-6  # the perturbation of image 3, by its index
     with pytest.raises(BioflowError, match="'grid' or 'all', got 'every'"):

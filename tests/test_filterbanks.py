@@ -1,4 +1,4 @@
-"""Kernel values against independent, element-by-element SPEC formulas."""
+"""Kernel values against independent, element-by-element formulas of docs/science.md."""
 import math
 
 import numpy as np

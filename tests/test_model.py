@@ -28,7 +28,7 @@ def convlstm(k, cin, filters):
 
 
 RETINA_N2 = conv(3, 1, 32) + conv(3, 32, 2) + conv(3, 2, 2)
-SEED_COUNTS = {  # (trainable, non-trainable), computed from the SPEC architecture only
+SEED_COUNTS = {  # (trainable, non-trainable), computed from the architecture in docs/science.md only
     "vgg16_gabor": (vgg16_after_first_conv(24), conv(63, 1, 24)),
     # the follow-up study's code trained the bank behind the bottleneck (faithful config)
     "vgg16_rib": (RETINA_N2 + conv(63, 2, 24) + vgg16_after_first_conv(24), 0),

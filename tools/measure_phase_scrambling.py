@@ -14,7 +14,7 @@ import pathlib
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from bioflow import noise  # noqa: E402
 from bioflow.data.cifar10g import find_root  # noqa: E402
@@ -24,7 +24,8 @@ def load(folder, count):
     """Up to ``count`` CIFAR-10G images, spread over the sets, as float32 [N, 224, 224, 1] in [0, 1]."""
     paths = sorted(pathlib.Path(find_root(folder)).glob("*/*/*.png"))
     chosen = paths[:: max(1, len(paths) // count)][:count]
-    return np.stack([np.asarray(Image.open(p).convert("L"), np.float32) / 255 for p in chosen])[..., None]
+    return np.stack([tf.io.decode_png(tf.io.read_file(str(p)), channels=1).numpy().astype(np.float32) / 255
+                     for p in chosen])
 
 
 def main():

@@ -38,7 +38,7 @@ def resnet50(x, first_layer, classes, width=1.0):
     """ResNet-50 with global average pooling and a softmax layer.
 
     A filter bank replacing ``conv1`` runs with 'valid' padding and no stride after the 3-pixel
-    zero padding, as the original code did (SPEC §3).
+    zero padding, as the original code did (docs/science.md).
     """
     check_input_size(x, 32, "resnet50")
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)

@@ -10,7 +10,7 @@ from bioflow.errors import BioflowError
 
 @keras.saving.register_keras_serializable(package="bioflow")
 class FilterBankConv(keras.layers.Layer):
-    """Convolution with a fixed filter bank, SPEC §2.
+    """Convolution with a fixed filter bank (docs/science.md, "Filter banks").
 
     ``n_kernels`` filters, stride 1, a zero-initialised bias and a ReLU. The layer is frozen
     (``trainable=False``) by default, like ``use_initializer`` in the original code; pass

@@ -1,7 +1,7 @@
 """Fixed "V1" filter banks: Gabor, difference of Gaussians, low-pass and combined.
 
 Each bank builds float64 kernels of shape ``(ksize, ksize, in_channels, n)`` exactly as
-SPEC §2 defines them. Banks are plain, gin-registered value objects; the Keras layer that
+docs/science.md ("Filter banks") defines them. Banks are plain, gin-registered value objects; the Keras layer that
 convolves with them is :class:`bioflow.components.FilterBankConv`.
 """
 import itertools
@@ -76,7 +76,7 @@ class FilterBank:
         return len(self._kernels_2d())
 
     def kernels(self, in_channels=1):
-        """Kernels as a float64 array ``(ksize, ksize, in_channels, n_kernels)`` in SPEC order."""
+        """Kernels as a float64 array ``(ksize, ksize, in_channels, n_kernels)`` in the order of docs/science.md."""
         return _repeat_channels(self._kernels_2d(), in_channels)
 
     def stages(self):
@@ -96,7 +96,7 @@ class FilterBank:
 
 @gin.register(module="bioflow")
 class Gabor(FilterBank):
-    """Gabor filter bank (OpenCV ``getGaborKernel`` convention), SPEC §2.
+    """Gabor filter bank (OpenCV ``getGaborKernel`` convention), docs/science.md.
 
     Defaults are the paper's values: 24 kernels of 63×63.
     """
@@ -139,7 +139,7 @@ class Gabor(FilterBank):
 
 @gin.register(module="bioflow")
 class DoG(FilterBank):
-    """Difference-of-Gaussians bank: an ON and an OFF kernel per (sigma, gamma), SPEC §2."""
+    """Difference-of-Gaussians bank: an ON and an OFF kernel per (sigma, gamma), docs/science.md."""
 
     kind = "dog"
 
@@ -163,7 +163,7 @@ class DoG(FilterBank):
 
 @gin.register(module="bioflow")
 class LowPass(FilterBank):
-    """Low-pass bank: one normalised Gaussian per sigma, SPEC §2."""
+    """Low-pass bank: one normalised Gaussian per sigma, docs/science.md."""
 
     kind = "lowpass"
 
@@ -179,7 +179,7 @@ class LowPass(FilterBank):
         return dict(ksize=self.ksize, sigmas=list(self.sigmas))
 
 
-#: Named Combined variants: (DoG ksize, DoG sigmas, Gabor ksize, Gabor sigmas), SPEC §2.
+#: Named Combined variants: (DoG ksize, DoG sigmas, Gabor ksize, Gabor sigmas), docs/science.md.
 COMBINED_VARIANTS = {
     "trim": (31, (1.0, 2.0, 4.0, 8.0), 31, (8.0,)),
     "small": (15, (1.0, 2.0, 4.0), 31, (4.0,)),
@@ -192,7 +192,7 @@ COMBINED_VARIANTS = {
 class Combined:
     """Stacked banks: a DoG layer, then a Gabor layer on the DoG layer's output.
 
-    ``Combined(variant='trim')`` uses the SPEC table; ``dog`` or ``gabor`` replace a stage.
+    ``Combined(variant='trim')`` uses the table in docs/science.md; ``dog`` or ``gabor`` replace a stage.
     """
 
     kind = "combined"

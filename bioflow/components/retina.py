@@ -1,4 +1,4 @@
-"""The Retinal Information Bottleneck (Lindsey et al. 2019), SPEC §3."""
+"""The Retinal Information Bottleneck (Lindsey et al. 2019), docs/science.md."""
 import gin
 import keras
 

@@ -1,4 +1,4 @@
-"""CIFAR-10G (generalisation test sets) as a TensorFlow Datasets builder (SPEC §6).
+"""CIFAR-10G (generalisation test sets) as a TensorFlow Datasets builder (docs/science.md).
 
 Six sets of 10 images per CIFAR-10 class at 224×224: line drawings, contours and silhouettes,
 each also inverted. The builder reads a local copy (``copy=``, or TFDS's manual dir when it
