@@ -56,7 +56,7 @@ setup(
         "h5py",
     ],
     # scipy: the reference blur in the noise tests; playwright: drives Debian's chromium in the report tests.
-    extras_require={"test": ["pytest>=7", "scipy", "pillow", "playwright>=1.40"]},
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3.2", "scipy", "pillow", "playwright>=1.40"]},
     entry_points={"console_scripts": ["bioflow = bioflow.cli:main"]},
     cmdclass={"build_py": BuildPyWithCommit},
 )

@@ -209,7 +209,7 @@ def test_image_folder_trains_on_train_path_and_tests_on_path(tmp_path):
         write_png(train_root / "train" / "dog" / f"{k}.png", 200)
     p = DataPipeline(ImageFolder(str(test_root), train_path=str(train_root)), augmentation="none")
     stats = p.prepare(16)
-    assert stats["n_train"] == 10 and stats["n_test"] == 6
+    assert stats["n_train"] == 10 and stats["n_test"] == 6 and stats["dataset"] == "a"  # named by its training set
     assert all("/a/train/" in f for f in p.splits.train_files) and all("/b/val/" in f for f in p.splits.test_files)
 
 

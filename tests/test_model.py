@@ -1,5 +1,4 @@
 """Model assembly: parameter counts, layer names, serialisation, pretrained weights, errors."""
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -137,22 +136,10 @@ def test_assembled_network_keras_roundtrip(tmp_path, kwargs):
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
-def write_legacy_h5(model, path):
-    """Write ``model``'s weights in the Keras Applications (legacy HDF5) layout."""
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
-        for layer in model.layers:
-            g = f.create_group(layer.name)
-            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
-            g.attrs["weight_names"] = names
-            for name, w in zip(names, layer.weights):
-                g.create_dataset(name.decode(), data=w.numpy())
-
-
 def test_pretrained_rgb_weights_map_to_grayscale(tmp_path):
     rgb = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     path = tmp_path / "vgg16_notop.h5"
-    write_legacy_h5(rgb, path)
+    imagenet.write_applications_weights(rgb, path)
     gray = build_model(input_shape=(32, 32, 1), base="vgg16", weights=str(path))
     np.testing.assert_allclose(gray.get_layer("block1_conv1").kernel.numpy(),
                                rgb.get_layer("block1_conv1").kernel.numpy().sum(axis=2, keepdims=True), rtol=1e-6)
@@ -174,7 +161,7 @@ def test_folded_normalisation_gives_the_keras_rgb_first_layer_on_gray_images(tmp
     bias = rgb.get_layer(first).bias
     bias.assign(np.random.default_rng(1).normal(size=bias.shape).astype("float32"))  # not all zero
     path = tmp_path / "notop.h5"
-    write_legacy_h5(rgb, path)
+    imagenet.write_applications_weights(rgb, path)
     gin.parse_config(["resnet50.width = 1.0", "vgg16.width = 1.0"])
     gray = build_model(input_shape=(64, 64, 1), base=base, weights=str(path))
     mean, std = 122.6, 61.0
@@ -193,7 +180,7 @@ def test_folded_normalisation_gives_the_keras_rgb_first_layer_on_gray_images(tmp
 def test_pretrained_resnet_weights_load_by_name(tmp_path):
     rgb = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
     path = tmp_path / "resnet50_notop.h5"
-    write_legacy_h5(rgb, path)
+    imagenet.write_applications_weights(rgb, path)
     gray = build_model(input_shape=(64, 64, 1), base="resnet50", weights=str(path))
     report = imagenet.load_pretrained_weights(gray, str(path))
     assert report["adapted"] == ["conv1_conv"] and "conv5_block3_3_bn" in report["loaded"]

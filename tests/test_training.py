@@ -120,6 +120,7 @@ def test_nan_loss_stops_with_a_clear_error_and_no_complete_run(tmp_path):
     assert not list(tmp_path.rglob("run.json")) and not (tmp_path / "quickstart" / "vgg16_gabor_t1_s42").exists()
 
 
+@pytest.mark.long
 def test_quickstart_trains_offline_above_0_6(tmp_path):
     proc = cli("train", "--workdir", str(tmp_path), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -130,6 +131,7 @@ def test_quickstart_trains_offline_above_0_6(tmp_path):
     assert robustness["n_images"] == 500 and set(robustness["auc"]) == set(noise.PAPER)
 
 
+@pytest.mark.long
 def test_sigkill_mid_run_then_resume(tmp_path):
     args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "train.epochs = 5", "Synthetic.n_train = 1024")]
     proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
@@ -176,6 +178,7 @@ main(sys.argv[1:])
 """
 
 
+@pytest.mark.long
 def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
     base = [*params(*TINY_TRAIN, "train.epochs = 2", "train.batch_size = 32")]
     one = cli("train", "--workdir", str(tmp_path / "one"), *base, timeout=600)
@@ -201,6 +204,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.long
 def test_multi_worker_strategy_two_processes(tmp_path):
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     # The chief also evaluates (a small suite) and publishes after training; the other worker does neither.

@@ -55,15 +55,7 @@ def imagenet_scale(images):
     rgb = keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "vgg16.h5"
-        import h5py
-        with h5py.File(path, "w") as f:
-            f.attrs["layer_names"] = [layer.name.encode() for layer in rgb.layers]
-            for layer in rgb.layers:
-                group = f.create_group(layer.name)
-                names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
-                group.attrs["weight_names"] = names
-                for name, w in zip(names, layer.weights):
-                    group.create_dataset(name.decode(), data=w.numpy())
+        imagenet.write_applications_weights(rgb, path)
         config.parse([], ["vgg16.width = 1.0", "vgg16.fc_units = 4096"])
         gray = build_model(input_shape=(224, 224, 1), base="vgg16", weights=str(path))
         mean, std = 122.61930353949222, 60.99213660091195

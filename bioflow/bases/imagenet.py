@@ -57,6 +57,19 @@ def _decode(values):
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
+def write_applications_weights(model, path):
+    """Write ``model``'s weights in the Keras Applications (legacy HDF5) layout that
+    :func:`load_pretrained_weights` reads, e.g. to use a Keras Applications model's own weights."""
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        for layer in model.layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
+            group.attrs["weight_names"] = names
+            for name, w in zip(names, layer.weights):
+                group.create_dataset(name.decode(), data=np.asarray(w.numpy()))
+
+
 def load_pretrained_weights(model, path):
     """Load a Keras Applications (legacy HDF5) weight file into ``model`` by layer name.
 

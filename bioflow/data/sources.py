@@ -146,8 +146,8 @@ class ImageFolder:
     Args:
         path: the folder holding ``train/`` and the test split.
         test_split: the test folder's name (default: ``val``, else ``test``).
-        name: the data set's name in ``run.json`` and the statistics cache (default: the folder's
-            name, e.g. ``ecoset-cifar10``, which has cached statistics).
+        name: the data set's name in ``run.json`` and the statistics cache (default: the name of
+            the training folder, e.g. ``ecoset-cifar10``, which has cached statistics).
         train_path: train on this folder's ``train/`` instead (the original ``--train_image_path``);
             the test split still comes from ``path``.
     """
@@ -158,7 +158,8 @@ class ImageFolder:
 
     @property
     def name(self):
-        return self._name or pathlib.Path(self.path).expanduser().resolve().name
+        trained_on = self.train_path or self.path  # the statistics are the training folder's
+        return self._name or pathlib.Path(trained_on).expanduser().resolve().name
 
     def _test_dir(self, root):
         names = [self.test_split] if self.test_split else ["val", "test"]
