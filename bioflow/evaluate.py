@@ -171,7 +171,8 @@ def check_settings():
             return None
 
     _check_n_images(bound("evaluate.n_images"))
-    _check_save_images(bound("evaluate.save_images"))
+    if bound("evaluate.save_images") is not None:
+        _check_save_images(bound("evaluate.save_images"))
     _check_generalisation_dir(bound("evaluate.generalisation_dir"))
 
 
