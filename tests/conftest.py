@@ -22,8 +22,8 @@ TINY_BINDINGS = (
 
 
 def pytest_collection_modifyitems(items):
-    """Start the long tests first: with pytest-xdist, the other workers then share the short ones."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable: keeps file order
+    """Start the slow tests first: with pytest-xdist, the other workers then share the short ones."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: keeps file order
 
 
 @pytest.fixture(autouse=True)

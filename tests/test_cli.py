@@ -65,8 +65,8 @@ def test_configs_lists_shipped_files():
 
 def test_installed_console_script_finds_gin_by_name_from_anywhere(tmp_path):
     exe = pathlib.Path(sys.executable).with_name("bioflow")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "bioflow.cli"]
-    proc = subprocess.run(cmd + ["summary", "--gin", "tiny/vgg16_rib_rc", "--json"], cwd=tmp_path,
+    assert exe.is_file(), f"the console script is not installed next to {sys.executable}: pip install the project"
+    proc = subprocess.run([str(exe), "summary", "--gin", "tiny/vgg16_rib_rc", "--json"], cwd=tmp_path,
                           capture_output=True, text=True, env=dict(os.environ, BIOFLOW_GIN_PATH=""))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["name"] == "vgg16_gabor_rib2_convlstm"

@@ -377,7 +377,7 @@ def _unshare():
     return command if probe.returncode == 0 else None
 
 
-@pytest.mark.long
+@pytest.mark.slow
 @pytest.mark.skipif(_unshare() is None, reason="needs a private mount namespace (unshare) to mount a tiny tmpfs")
 def test_a_full_disk_is_one_clear_message_and_the_run_resumes(tmp_path, tiny_bindings):
     mnt, out = tmp_path / "mnt", tmp_path / "out"

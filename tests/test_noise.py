@@ -257,7 +257,7 @@ print(json.dumps(rise))
 """
 
 
-@pytest.mark.long
+@pytest.mark.slow
 @pytest.mark.skipif(not pathlib.Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc peak-RSS reset")
 def test_peak_memory_of_a_large_batch_stays_a_small_multiple_of_the_input():
     """1,000 images of 224×224 (192 MiB): the output plus chunk-sized intermediates, for every noise."""

@@ -107,9 +107,34 @@ def test_xla_and_bfloat16_mixed_precision(tmp_path):
 def test_unreachable_download_host_fails_fast():
     from bioflow.data.sources import check_reachable
     start = time.time()
-    with pytest.raises(ConnectionError, match="127.0.0.1:9"):
+    with pytest.raises(ConnectionError, match="127.0.0.1:9"):  # refused at once
         check_reachable("http://127.0.0.1:9/cifar.tar.gz", timeout=2)
     assert time.time() - start < 5
+
+
+def test_a_silent_download_host_fails_at_the_timeout():
+    from bioflow.data.sources import check_reachable
+    # A listener that never accepts, its backlog filled: further SYNs are dropped, so connect() hangs.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            fillers.append(c)
+        time.sleep(0.2)
+        start = time.time()
+        with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}.*timed out"):
+            check_reachable(f"http://127.0.0.1:{port}/cifar.tar.gz", timeout=1.5)
+        assert 1.4 < time.time() - start < 5
+    finally:
+        for c in fillers:
+            c.close()
+        server.close()
 
 
 def test_nan_loss_stops_with_a_clear_error_and_no_complete_run(tmp_path):
@@ -120,7 +145,7 @@ def test_nan_loss_stops_with_a_clear_error_and_no_complete_run(tmp_path):
     assert not list(tmp_path.rglob("run.json")) and not (tmp_path / "quickstart" / "vgg16_gabor_t1_s42").exists()
 
 
-@pytest.mark.long
+@pytest.mark.slow
 def test_quickstart_trains_offline_above_0_6(tmp_path):
     proc = cli("train", "--workdir", str(tmp_path), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -131,7 +156,7 @@ def test_quickstart_trains_offline_above_0_6(tmp_path):
     assert robustness["n_images"] == 500 and set(robustness["auc"]) == set(noise.PAPER)
 
 
-@pytest.mark.long
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume(tmp_path):
     args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "train.epochs = 5", "Synthetic.n_train = 1024")]
     proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
@@ -178,7 +203,7 @@ main(sys.argv[1:])
 """
 
 
-@pytest.mark.long
+@pytest.mark.slow
 def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
     base = [*params(*TINY_TRAIN, "train.epochs = 2", "train.batch_size = 32")]
     one = cli("train", "--workdir", str(tmp_path / "one"), *base, timeout=600)
@@ -204,7 +229,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.long
+@pytest.mark.slow
 def test_multi_worker_strategy_two_processes(tmp_path):
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     # The chief also evaluates (a small suite) and publishes after training; the other worker does neither.

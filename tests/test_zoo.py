@@ -75,7 +75,8 @@ def exported(root, dest):
 def assert_nothing_installed(root, name="tiny"):
     local = zoo.Zoo(root)
     assert local.versions(name) == []
-    assert not list((root / ".staging").iterdir()) if (root / ".staging").exists() else True
+    staging = root / ".staging"
+    assert not staging.exists() or not list(staging.iterdir())
 
 
 def sha(path):
