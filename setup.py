@@ -52,11 +52,12 @@ setup(
         "tensorboard",  # TensorFlow no longer installs it; needed for train.tensorboard logs
         "click>=8.0",
         "filelock>=3.12",  # the run-directory and zoo locks, on every platform
-        "numpy",
+        "numpy>=2.0",  # np.trapezoid
+        "scipy",  # Student-t intervals over trials (scipy.stats.t)
         "h5py",
     ],
-    # scipy: the reference blur in the noise tests; playwright: drives Debian's chromium in the report tests.
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3.2", "scipy", "pillow", "playwright>=1.40"]},
+    # pillow: the brightness reference of the augmentation test; playwright: drives Debian's chromium in the report tests.
+    extras_require={"test": ["pytest>=7", "pytest-xdist>=3.2", "pillow", "playwright>=1.40"]},
     entry_points={"console_scripts": ["bioflow = bioflow.cli:main"]},
     cmdclass={"build_py": BuildPyWithCommit},
 )

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from bioflow.errors import BioflowError
 
@@ -18,8 +19,7 @@ def auc(levels, accuracies):
         raise BioflowError(f"AUC needs at least two (level, accuracy) pairs of equal length, got {levels.size} "
                            f"levels and {accuracies.size} accuracies.")
     order = np.argsort(levels)
-    x, y = levels[order], accuracies[order]
-    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+    return float(np.trapezoid(accuracies[order], levels[order]))
 
 
 def auc_table(perturbation):
@@ -43,19 +43,14 @@ def ratio_to_reference(aucs, reference, on=("Noise",), value="AUC"):
     return out
 
 
-# Two-sided 95% Student t quantiles for 1..30 degrees of freedom.
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-
-
 def mean_ci(values, confidence=0.95):
-    """``(mean, half_width)`` of a Student-t confidence interval over trials (half width 0 for one)."""
-    if confidence != 0.95:
-        raise BioflowError("Only 95% confidence intervals are supported.")
+    """``(mean, half_width)`` of a two-sided Student-t confidence interval over trials (half width 0 for one)."""
+    if not 0 < confidence < 1:
+        raise BioflowError(f"confidence must be between 0 and 1, got {confidence!r}.")
     v = np.asarray(values, np.float64)
     if v.size == 0:
         raise BioflowError("mean_ci needs at least one value.")
     if v.size == 1:
         return float(v[0]), 0.0
-    t = _T95[v.size - 2] if v.size - 1 <= len(_T95) else 1.960  # normal quantile beyond 30 df
+    t = stats.t.ppf((1 + confidence) / 2, df=v.size - 1)
     return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(v.size))

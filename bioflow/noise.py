@@ -42,8 +42,8 @@ def register(name, levels, valid, stochastic=False, description="", discrete=())
     ``fn`` gets a float32 ``[N, H, W, 1]`` tensor and must use TensorFlow ops: it is traced into
     a graph once per (level, seed, background). The result is clipped to [0, 1] afterwards.
 
-    ``ctx`` has ``seed``, ``background``, ``indices`` (int64 [N]) and ``uniform(shape_tail)``,
-    which draws per-image uniforms that depend only on (seed, level, index).
+    ``ctx`` has ``seed``, ``background``, ``indices`` (int64 [N]), ``uniform(shape_tail)`` and
+    ``normal(shape_tail)``, which draw per-image values that depend only on (seed, level, index).
     """
     def decorate(fn):
         REGISTRY[name] = Perturbation(name, fn, tuple(float(v) for v in levels), valid, stochastic, description,
@@ -74,16 +74,25 @@ class Context:
     background: float
     indices: tf.Tensor
 
-    def uniform(self, shape_tail, minval=0.0, maxval=1.0):
-        """Uniforms of shape ``[N, *shape_tail]``; image i's draw depends on (seed, level, index_i) only."""
+    def _per_image(self, draw, shape_tail):
+        """``draw(shape, seed)`` per image, seeded by (seed, level, index): ``[N, *shape_tail]``."""
         key = tf.constant([self.seed % (2**31 - 1), _level_key(self.level)], tf.int64)
 
         def one(index):
-            image_seed = tf.random.experimental.stateless_fold_in(key, index)
-            return tf.random.stateless_uniform(shape_tail, image_seed, minval, maxval, dtype=tf.float32)
+            return draw(shape_tail, tf.random.experimental.stateless_fold_in(key, index))
 
         return tf.map_fn(one, self.indices, fn_output_signature=tf.TensorSpec(shape_tail, tf.float32),
                          parallel_iterations=16)
+
+    def uniform(self, shape_tail, minval=0.0, maxval=1.0):
+        """Uniforms of shape ``[N, *shape_tail]``; image i's draw depends on (seed, level, index_i) only."""
+        return self._per_image(lambda shape, seed: tf.random.stateless_uniform(shape, seed, minval, maxval,
+                                                                              dtype=tf.float32), shape_tail)
+
+    def normal(self, shape_tail, stddev=1.0):
+        """Normal draws ``N(0, stddev)`` of shape ``[N, *shape_tail]``, per image as :meth:`uniform`."""
+        return self._per_image(lambda shape, seed: tf.random.stateless_normal(shape, seed, stddev=stddev,
+                                                                             dtype=tf.float32), shape_tail)
 
 
 #: Input bytes per chunk in :func:`apply`: larger batches are perturbed a chunk at a time, so the
@@ -335,9 +344,7 @@ PAPER = ("uniform", "salt_and_pepper", "high_pass", "low_pass", "contrast", "pha
 def _gaussian_noise(x, sigma, ctx):
     if sigma <= 0:
         return x
-    u1 = ctx.uniform(x.shape[1:], 1e-7, 1.0)
-    u2 = dataclasses.replace(ctx, seed=ctx.seed + 7_777_777).uniform(x.shape[1:])  # independent draw
-    return x + sigma * tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2 * math.pi * u2)  # Box-Muller
+    return x + ctx.normal(x.shape[1:], sigma)
 
 
 @register("gaussian_blur", np.linspace(0, 5, 11), (0.0, 1000.0), description="gauss(x, σ), identity at 0")

@@ -37,7 +37,11 @@ def test_auc_ratio_and_confidence_interval():
     assert ratio.set_index("Model").loc["a", "Ratio"] == pytest.approx(0.5)
     assert metrics.mean_ci([0.5]) == (0.5, 0.0)
     mean, half = metrics.mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / np.sqrt(3))
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-4)  # t(0.975, 2 df) = 4.3027
+    values = np.arange(50.0)  # beyond 30 degrees of freedom: t(0.95, 49 df) = 1.6766, not the normal 1.645
+    assert metrics.mean_ci(values, 0.90)[1] == pytest.approx(1.6766 * values.std(ddof=1) / np.sqrt(50), rel=1e-4)
+    with pytest.raises(BioflowError, match="between 0 and 1"):
+        metrics.mean_ci(values, 95)
     with pytest.raises(BioflowError, match="Reference model 'x'"):
         metrics.ratio_to_reference(aucs, "x")
 

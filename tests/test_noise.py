@@ -78,6 +78,12 @@ def test_uniform_stays_within_its_width():
     assert np.abs(run("uniform", 0.2) - X).max() <= 0.2 + 1e-6
 
 
+def test_gaussian_noise_has_its_standard_deviation():
+    flat = np.full((4, 64, 64, 1), 0.5, np.float32)
+    diff = run("gaussian_noise", 0.1, images=flat) - 0.5
+    assert abs(diff.mean()) < 0.002 and diff.std() == pytest.approx(0.1, rel=0.02)
+
+
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_salt_and_pepper_hits_the_expected_fraction(p):
     big = np.full((8, 64, 64, 1), 0.5, np.float32)

@@ -1,5 +1,4 @@
 """tf.distribute strategies by name: one device, all local GPUs, or several machines."""
-import json
 import os
 
 import tensorflow as tf
@@ -30,18 +29,21 @@ def make_strategy(name="default"):
                            "other TensorFlow work in the process (call bioflow's train first).") from err
 
 
+def _task():
+    """``(task type, task index, has a chief)`` from ``TF_CONFIG``, read by TF's own resolver."""
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    jobs = resolver.cluster_spec().as_dict()
+    return resolver.task_type or "worker", resolver.task_id or 0, "chief" in jobs
+
+
 def is_chief():
     """True on the worker that writes the run directory: the ``chief`` task, else worker 0
     (also any single-machine run, which has no TF_CONFIG)."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task_type = config.get("task", {}).get("type", "worker")
-    if task_type == "chief":
-        return True
-    has_chief = "chief" in config.get("cluster", {})
-    return task_type == "worker" and config.get("task", {}).get("index", 0) == 0 and not has_chief
+    task_type, index, has_chief = _task()
+    return task_type == "chief" or (task_type == "worker" and index == 0 and not has_chief)
 
 
 def worker_id():
     """This worker's ``type_index`` (``'worker_0'`` on a single machine)."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
-    return f"{task.get('type', 'worker')}_{task.get('index', 0)}"
+    task_type, index, _ = _task()
+    return f"{task_type}_{index}"
