@@ -6,7 +6,6 @@ Results go to ``RUN_DIR/results/`` through a temporary folder and a rename, so a
 evaluation never leaves tables that look complete.
 """
 import json
-import os
 import pathlib
 import shutil
 import sys
@@ -23,6 +22,7 @@ from bioflow.data import DataPipeline
 from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
+from bioflow.io import replace_dir
 from bioflow.model import describe
 from bioflow.training import rundir
 
@@ -187,18 +187,6 @@ def _check_generalisation_dir(folder):
         cifar10g.check_folder(folder)
 
 
-def _replace_dir(tmp, final):
-    """Move ``tmp`` to ``final``, replacing an older ``final`` only once the new one is whole."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 @gin.configurable(module="bioflow", denylist=["loaded"])
 def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=0, generalisation_dir=None,
              perturb_generalisation=False, save_predictions=False, save_images=False, progress=None, force=False,
@@ -319,7 +307,7 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
                 grid = _image_grid([noise.apply(name, examples, lv, seed=seed, background=background).numpy()
                                     for lv in levels])
                 tf.io.write_file(str(tmp_dir / "images" / f"{name}.png"), tf.io.encode_png(grid))
-        _replace_dir(tmp_dir, run / "results")
+        replace_dir(tmp_dir, run / "results")
     print(f"Evaluation written to {run / 'results'}: clean accuracy {clean['test']:.4f}"
           + "".join(f", AUC {k} {v:.3f}" for k, v in list(summary["auc"].items())[:3])
           + (" …" if len(summary["auc"]) > 3 else ""), flush=True)

@@ -5,7 +5,6 @@ config → strategy → data → model and optimiser (in ``strategy.scope()``) �
 import contextlib
 import errno
 import hashlib
-import os
 import pathlib
 import platform
 import re
@@ -25,6 +24,7 @@ from bioflow import safe_gin
 from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, choices, user_message
+from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.evaluate import check_settings, evaluate
 from bioflow.model import build_model
 from bioflow.training import rundir
@@ -79,10 +79,8 @@ def _bound(key):
 
 
 def _save_model(model, path):
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        tmp_path = pathlib.Path(tmp) / path.name
+    with atomic_path(path) as tmp_path:
         model.save(tmp_path)
-        os.replace(tmp_path, path)
 
 
 def _check_publishable(run, spec, root, clean):
@@ -298,7 +296,7 @@ def _mark_stopped(run, err):
         info = rundir.read_json(run / "run.json")
         if info and info.get("status") == "running":
             stopped = isinstance(err, (Interrupted, KeyboardInterrupt))
-            rundir.write_json(run / "run.json", dict(info, status="interrupted" if stopped else "failed",
+            write_json(run / "run.json", dict(info, status="interrupted" if stopped else "failed",
                                                      error=user_message(err)))
 
 
@@ -316,8 +314,8 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
 
     started = time.time()
     if chief:
-        rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
-        rundir.write_json(run / "run.json", dict(
+        atomic_write(run / "operative_config.gin", config_lib.operative_config())
+        write_json(run / "run.json", dict(
             {k: v for k, v in state.items() if k != "error"}, status="running", model=model.name,
             label=s["label"], trial=s["trial"], seed=s["seed"], rng_seed=s["rng_seed"],
             weights=_bound("build_model.weights"), epochs=s["epochs"], epochs_completed=start_epoch, data=stats,
@@ -367,10 +365,10 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
                    seconds=summary.get("seconds", 0.0) + time.time() - started,
                    final={k: final.get(k) for k in rundir.HISTORY_COLUMNS if k != "epoch"},
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    rundir.write_json(run / "run.json", summary)
+    write_json(run / "run.json", summary)
     if not s["skip_test"]:
         evaluate(run, data=pipeline)
-    rundir.atomic_write(run / "operative_config.gin", config_lib.operative_config())
+    atomic_write(run / "operative_config.gin", config_lib.operative_config())
     print(f"\nRun complete: {run}\n"
           f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
           + ("" if s["skip_test"] else ", results/")

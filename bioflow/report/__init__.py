@@ -10,7 +10,7 @@ import pathlib
 import altair as alt
 
 from bioflow.report import charts, collect as collect_lib, page
-from bioflow.training.rundir import atomic_write
+from bioflow.io import atomic_write
 
 
 def data_dir_of(out):

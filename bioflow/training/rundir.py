@@ -8,7 +8,6 @@
 import contextlib
 import csv
 import datetime
-import errno
 import io
 import json
 import os
@@ -17,12 +16,12 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 
 import filelock
 
 from bioflow.errors import BioflowError
+from bioflow.io import atomic_path, atomic_write
 from bioflow.validation import safe_name
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -126,39 +125,6 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def current_umask():
-    """The process umask (read without changing it for longer than a call)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_MODE = 0o666 & ~current_umask()  # what open() would give; mkstemp alone gives 0600
-
-
-def atomic_write(path, data):
-    """Write ``data`` (str or bytes) to ``path`` through a temp file and a rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC and err.filename is None:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err  # name the file
-        raise
-
-
-def write_json(path, obj):
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
 def read_json(path):
     """The JSON object in ``path``, None when the file does not exist; a clear error when it is corrupt."""
     path = pathlib.Path(path)
@@ -247,7 +213,5 @@ def plot_learning_curves(path, rows, title):
         tooltip=["epoch", "split", "metric", alt.Tooltip("value:Q", format=".4f")],
     ).properties(width=260, height=180).facet(column=alt.Column("metric:N", title=None)).resolve_scale(
         y="independent").properties(title=title)
-    with tempfile.TemporaryDirectory(dir=pathlib.Path(path).parent) as tmp:
-        tmp_png = pathlib.Path(tmp) / "curves.png"
+    with atomic_path(path) as tmp_png:
         chart.save(str(tmp_png), format="png")
-        os.replace(tmp_png, path)

@@ -15,7 +15,7 @@ import bioflow
 from bioflow.errors import BioflowError
 from bioflow.model import describe
 from bioflow.summary import model_summary
-from bioflow.training.rundir import atomic_write
+from bioflow.io import atomic_write
 from bioflow.zoo import checks, naming
 from bioflow.zoo.local import CARD, Zoo, file_kind, sha256_file, utc_now, walk
 

@@ -24,7 +24,7 @@ import warnings
 import filelock
 
 from bioflow.errors import BioflowError, choices
-from bioflow.training.rundir import atomic_write, current_umask
+from bioflow.io import atomic_write, current_umask
 from bioflow.zoo import checks, naming
 
 CATALOGUE = "catalogue.json"

@@ -24,7 +24,7 @@ import gin
 import tensorflow as tf
 
 from bioflow.errors import BioflowError, choices
-from bioflow.training.rundir import atomic_write
+from bioflow.io import atomic_write
 from bioflow.zoo import checks, naming
 from bioflow.zoo.local import CARD, Zoo, catalogue_of, file_kind, sha256_file, walk
 
