@@ -301,10 +301,7 @@ def scramble_phases(x, shifts):
 @register("phase_scrambling", np.linspace(0, 180, 11), (0.0, 180.0), stochastic=True,
           description="the original's Fourier phase + U(±width°), not conjugate-symmetric")
 def _phase_scrambling(x, width, ctx):
-    if width <= 0:
-        return x
-    h, w = x.shape[1], x.shape[2]
-    return scramble_phases(x, phase_shifts(width, ctx, h, w))
+    return scramble_phases(x, phase_shifts(width, ctx, *x.shape[1:3])) if width > 0 else x
 
 
 @register("darken", np.linspace(0, -1, 11), (-1.0, 0.0), description="x + level")
