@@ -1,11 +1,14 @@
 """bioflow: declarative, gin-configured TensorFlow/Keras framework for bio-inspired CNNs."""
 import pathlib
+import re
 import subprocess
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 HERE = pathlib.Path(__file__).parent
+#: The one version source is bioflow/__init__.py.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "bioflow" / "__init__.py").read_text(), re.M).group(1)
 
 
 def git_commit():
@@ -30,7 +33,7 @@ class BuildPyWithCommit(build_py):
 
 setup(
     name="bioflow",
-    version="0.1.0",
+    version=VERSION,
     description="Gin-configured TensorFlow/Keras framework for biologically inspired CNNs",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
