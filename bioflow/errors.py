@@ -15,6 +15,14 @@ def choices(names):
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def check_choice(value, valid, what, plural=None):
+    """``value`` when it is one of ``valid``, else a ``BioflowError``: ``Unknown <what> 'x'; valid
+    <plural> are 'a', 'b' or 'c'.``"""
+    if value not in valid:
+        raise BioflowError(f"Unknown {what} {value!r}; valid {plural or what + 's'} are {choices(valid)}.")
+    return value
+
+
 #: The line gin appends to an exception raised inside a configurable; it names an object address.
 _GIN_CALL = re.compile(r"\n\s*In call to configurable '[^'\n]*' \([^\n]*\)(?: in scope '[^'\n]*')?")
 

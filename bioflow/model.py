@@ -10,7 +10,7 @@ import keras
 from bioflow import bases as bases_lib
 from bioflow.components import BLTRecurrence, Combined, ConvLSTMRecurrence, FilterBankConv, RetinalBottleneck
 from bioflow.components.convolution import check_method
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import BioflowError, check_choice, choices
 from bioflow.validation import safe_name
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ def resolve_base(base):
     if callable(base):
         name = getattr(base, "__name__", str(base))
         return name, base
-    if base not in bases_lib.BASES:
-        raise BioflowError(f"Unknown base {base!r}; valid bases are {choices(bases_lib.BASES)}.")
+    check_choice(base, bases_lib.BASES, "base")
     return base, _configurable(base)
 
 

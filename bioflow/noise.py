@@ -14,7 +14,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import BioflowError, check_choice
 
 #: The background grey: the CIFAR-10 training mean (nearest, 224×224) / 255.
 BACKGROUND = 0.48086
@@ -55,9 +55,7 @@ def register(name, levels, valid, stochastic=False, description="", discrete=())
 
 def get(name):
     """The :class:`Perturbation` called ``name``, or a ``BioflowError`` listing the valid names."""
-    if name not in REGISTRY:
-        raise BioflowError(f"Unknown noise {name!r}; valid noises are {choices(REGISTRY)}.")
-    return REGISTRY[name]
+    return REGISTRY[check_choice(name, REGISTRY, "noise")]
 
 
 def _level_key(level):

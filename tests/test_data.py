@@ -221,7 +221,7 @@ def test_samplewise_normalisation_is_per_image_and_recorded():
     np.testing.assert_allclose(x.numpy().mean(axis=(1, 2, 3)), 0, atol=1e-4)
     np.testing.assert_allclose(x.numpy().std(axis=(1, 2, 3)), 1, atol=1e-3)
     assert DataPipeline(Synthetic(n_train=64, n_test=16)).prepare(32)["normalisation"] == "featurewise"
-    with pytest.raises(BioflowError, match="valid ones are 'featurewise' or 'samplewise'"):
+    with pytest.raises(BioflowError, match="valid normalisations are 'featurewise' or 'samplewise'"):
         DataPipeline(normalisation="per-image")
 
 

@@ -6,7 +6,7 @@ large (e.g. 63×63) kernels of the filter banks; ``tools/bench_filterbank.py`` m
 """
 import tensorflow as tf
 
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import BioflowError, check_choice
 
 METHODS = ("auto", "direct", "fft")
 PADDINGS = ("same", "valid")
@@ -18,17 +18,12 @@ FFT_MIN_KSIZE = 27
 
 def check_method(method):
     """Validate a convolution method name."""
-    if method not in METHODS:
-        raise BioflowError(f"Unknown convolution method {method!r}; valid methods are {choices(METHODS)}.")
-    return method
+    return check_choice(method, METHODS, "convolution method", "methods")
 
 
 def check_padding(padding):
     """Validate and normalise a padding name."""
-    p = str(padding).lower()
-    if p not in PADDINGS:
-        raise BioflowError(f"Unknown padding {padding!r}; valid paddings are {choices(PADDINGS)}.")
-    return p
+    return check_choice(str(padding).lower(), PADDINGS, "padding")
 
 
 def resolve_method(method, kernel_size, strides=1):

@@ -11,16 +11,14 @@ import math
 import keras
 import tensorflow as tf
 
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import check_choice
 
 AUGMENTATIONS = ("none", "standard", "extra")
 
 
 def check_augmentation(kind):
     """Validate an augmentation name (without building layers: no TF state before the strategy)."""
-    if kind is not None and kind not in AUGMENTATIONS:
-        raise BioflowError(f"Unknown augmentation {kind!r}; valid ones are {choices(AUGMENTATIONS)}.")
-    return kind
+    return kind if kind is None else check_choice(kind, AUGMENTATIONS, "augmentation")
 
 
 class GeneratorTransform:

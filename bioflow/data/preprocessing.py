@@ -4,7 +4,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import BioflowError, check_choice
 
 #: ITU-R 601-2 luma weights.
 LUMA = (0.299, 0.587, 0.114)
@@ -33,9 +33,7 @@ def to_luminance(image):
 
 def check_interpolation(interpolation):
     """Validate an interpolation name."""
-    if interpolation not in INTERPOLATIONS:
-        raise BioflowError(f"Unknown interpolation {interpolation!r}; valid ones are {choices(INTERPOLATIONS)}.")
-    return interpolation
+    return check_choice(interpolation, INTERPOLATIONS, "interpolation")
 
 
 @functools.lru_cache(maxsize=32)
@@ -96,9 +94,7 @@ NORMALISATIONS = ("featurewise", "samplewise")
 
 def check_normalisation(name):
     """Validate a normalisation name."""
-    if name not in NORMALISATIONS:
-        raise BioflowError(f"Unknown normalisation {name!r}; valid ones are {choices(NORMALISATIONS)}.")
-    return name
+    return check_choice(name, NORMALISATIONS, "normalisation")
 
 
 def normalise(images, mean, std):

@@ -3,7 +3,7 @@ import os
 
 import tensorflow as tf
 
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import BioflowError, check_choice
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
@@ -11,8 +11,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 def make_strategy(name="default"):
     """``'default'`` (one device), ``'mirrored'`` (all local GPUs, or every logical CPU device when
     there is no GPU) or ``'multi_worker'`` (``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``)."""
-    if name not in STRATEGIES:
-        raise BioflowError(f"Unknown strategy {name!r}; valid strategies are {choices(STRATEGIES)}.")
+    check_choice(name, STRATEGIES, "strategy", "strategies")
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
