@@ -3,22 +3,10 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pathlib  # noqa: E402
-
 import gin  # noqa: E402
 import pytest  # noqa: E402
 
-#: The repository's gin/ tree.
-GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
-
-#: Bindings that shrink any shipped network to CPU size (used by the smoke tests).
-TINY_BINDINGS = (
-    "build_model.input_shape = (32, 32, 1)",
-    "vgg16.width = 0.125", "vgg16.fc_units = 16",
-    "vgg19.width = 0.125", "vgg19.fc_units = 16",
-    "resnet50.width = 0.0625", "allcnn.width = 0.125",
-    "RetinalBottleneck.filters = 4", "BLTRecurrence.filters = 4",
-)
+from helpers import TINY_RUN, TINY_TRAIN  # noqa: E402
 
 
 def pytest_collection_modifyitems(items):
@@ -33,17 +21,10 @@ def clean_gin():
     gin.clear_config()
 
 
-#: A tiny VGG-16 with the quickstart's Gabor bank on a small synthetic set: trains in seconds.
-TINY_RUN = (
-    "vgg16.width = 0.0625", "vgg16.fc_units = 16", "Synthetic.n_train = 256", "Synthetic.n_test = 64",
-    "train.epochs = 2", "train.batch_size = 32", "train.learning_rate = 1e-3",
-)
-
-
 @pytest.fixture(scope="session")
 def tiny_bindings():
     """The gin bindings of a tiny quickstart run (no evaluation)."""
-    return list(TINY_RUN) + ["train.skip_test = True"]
+    return list(TINY_TRAIN)
 
 
 @pytest.fixture(scope="session")

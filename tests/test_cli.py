@@ -8,8 +8,7 @@ import sys
 from click.testing import CliRunner
 
 from bioflow.cli import main
-from conftest import GIN_DIR
-from test_model import SEED_COUNTS
+from helpers import GIN_DIR, SEED_COUNTS
 
 TINY = ["--gin-param", "build_model.input_shape = (32, 32, 1)", "--gin-param", "vgg16.width = 0.125",
         "--gin-param", "vgg16.fc_units = 16"]

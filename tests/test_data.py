@@ -1,20 +1,16 @@
 """Data: the synthetic set, preprocessing, the pipeline, TFDS CIFAR-10, image folders, CIFAR-10G."""
-import pathlib
 import shutil
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from scipy.ndimage import gaussian_filter
 
 from bioflow.data import CIFAR10, DataPipeline, ImageFolder, Synthetic, synthetic
 from bioflow.data.preprocessing import CACHED_STATISTICS, resize, to_luminance
 from bioflow.errors import BioflowError
-
-CIFAR10G = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "CIFAR-10G"
-needs_cifar10g = pytest.mark.skipif(not (CIFAR10G / "224x224").is_dir(),
-                                    reason=f"CIFAR-10G copy not found at {CIFAR10G} (only in the dev workspace)")
+from helpers import CIFAR10G, needs_cifar10g
 
 
 def test_synthetic_is_deterministic_balanced_and_uint8():

@@ -13,8 +13,7 @@ from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.evaluate import GENERALISATION_COLUMNS, PERTURBATION_COLUMNS, evaluate
 from bioflow.runner import train
-from test_data import CIFAR10G, needs_cifar10g
-from test_training import TINY_TRAIN
+from helpers import CIFAR10G, TINY_TRAIN, needs_cifar10g
 
 SMALL_SUITE = {"uniform": [0.0, 0.5, 1.0], "contrast": [1.0, 0.1, 0.01], "rotation": [0, 90, 180, 270]}
 
@@ -81,6 +80,7 @@ def test_save_all_images_writes_every_perturbed_image(tiny_run):
     assert inverted == [f"L{li:02d}_{lv}_{i:05d}.png" for li, lv in enumerate((0, 1)) for i in range(7)]
     assert len(list((images / "test" / "uniform").iterdir())) == 14
     assert (images / "invert.png").is_file()  # the grid as well
+
     def png(path):
         return tf.io.decode_png(tf.io.read_file(str(path))).numpy()[..., 0].astype(np.int32)
 

@@ -3,7 +3,7 @@ import pytest
 
 from bioflow import config
 from bioflow.model import build_model
-from conftest import GIN_DIR, TINY_BINDINGS
+from helpers import GIN_DIR, TINY_BINDINGS
 
 SHIPPED = sorted(str(p.relative_to(GIN_DIR).with_suffix("")) for p in GIN_DIR.rglob("*.gin"))
 

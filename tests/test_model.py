@@ -4,36 +4,11 @@ import numpy as np
 import pytest
 
 from bioflow import config
-from conftest import GIN_DIR
 from bioflow.bases import imagenet
 from bioflow.components import Combined, Gabor, RetinalBottleneck
 from bioflow.errors import BioflowError
 from bioflow.model import build_model
-
-
-def conv(k, cin, cout, bias=True):
-    return k * k * cin * cout + (cout if bias else 0)
-
-
-def vgg16_after_first_conv(c1):
-    """VGG-16 parameters from block1_conv2 on, at 224x224 with 10 classes, given block1_conv1's width."""
-    widths = [(c1, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-              (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
-    return sum(conv(3, a, b) for a, b in widths) + (7 * 7 * 512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)
-
-
-def convlstm(k, cin, filters):
-    return k * k * cin * 4 * filters + k * k * filters * 4 * filters + 4 * filters
-
-
-RETINA_N2 = conv(3, 1, 32) + conv(3, 32, 2) + conv(3, 2, 2)
-SEED_COUNTS = {  # (trainable, non-trainable), computed from the architecture in docs/science.md only
-    "vgg16_gabor": (vgg16_after_first_conv(24), conv(63, 1, 24)),
-    # the follow-up study's code trained the bank behind the bottleneck (faithful config)
-    "vgg16_rib": (RETINA_N2 + conv(63, 2, 24) + vgg16_after_first_conv(24), 0),
-    "vgg16_rc": (convlstm(63, 1, 24) + vgg16_after_first_conv(24), 0),
-    "vgg16_rib_rc": (RETINA_N2 + convlstm(63, 2, 24) + vgg16_after_first_conv(24), 0),
-}
+from helpers import GIN_DIR, SEED_COUNTS
 
 
 @pytest.mark.parametrize("name", sorted(SEED_COUNTS))

@@ -14,7 +14,7 @@ from bioflow.components.filterbanks import bank_from_config
 from bioflow.errors import BioflowError
 from bioflow.report import build_report, collect
 from bioflow.runner import train
-from test_training import TINY_TRAIN
+from helpers import TINY_TRAIN
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",

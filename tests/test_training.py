@@ -1,6 +1,5 @@
 """The training runner: run directory, resume after SIGKILL, strategies, quickstart and errors."""
 import json
-import os
 import re
 import signal
 import socket
@@ -17,14 +16,7 @@ from bioflow.errors import BioflowError
 from bioflow.runner import train
 from bioflow.training import rundir
 from bioflow.training.loop import TrainingDiverged
-
-TINY_TRAIN = [
-    "vgg16.width = 0.0625", "vgg16.fc_units = 16",
-    "Synthetic.n_train = 256", "Synthetic.n_test = 64",
-    "train.epochs = 2", "train.batch_size = 32", "train.learning_rate = 1e-3",
-    "train.skip_test = True",  # evaluation has its own tests (test_evaluate.py)
-]
-SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+from helpers import SUBPROCESS_ENV, TINY_TRAIN
 
 
 def cli(*args, env=None, **kwargs):

@@ -20,7 +20,7 @@ from bioflow.cli import main
 from bioflow.errors import BioflowError
 from bioflow.runner import train
 from bioflow.zoo import naming
-from test_training import SUBPROCESS_ENV, TINY_TRAIN
+from helpers import SUBPROCESS_ENV, TINY_TRAIN
 from zoo_http import ModelKerasHandler, QuietHandler, serve
 
 EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32",

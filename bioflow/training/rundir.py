@@ -28,6 +28,8 @@ HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr"
 LOCK, OWNER = ".lock", ".lock.owner"
 #: The history with the epoch being committed, written before that epoch's checkpoint.
 PENDING_HISTORY = ".history.pending.csv"
+
+
 def check_path_name(value, what):
     """Return ``value`` if it can name a folder of a run (one safe path component), else raise."""
     return safe_name(value, what, " (runs stay inside --workdir)")

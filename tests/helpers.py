@@ -1,0 +1,58 @@
+"""What several test modules share: paths, tiny bindings, expected counts. (Not a test module.)"""
+import os
+import pathlib
+
+import pytest
+
+#: The repository's gin/ tree.
+GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
+
+#: Bindings that shrink any shipped network to CPU size (used by the smoke tests).
+TINY_BINDINGS = (
+    "build_model.input_shape = (32, 32, 1)",
+    "vgg16.width = 0.125", "vgg16.fc_units = 16",
+    "vgg19.width = 0.125", "vgg19.fc_units = 16",
+    "resnet50.width = 0.0625", "allcnn.width = 0.125",
+    "RetinalBottleneck.filters = 4", "BLTRecurrence.filters = 4",
+)
+
+
+#: A tiny VGG-16 with the quickstart's Gabor bank on a small synthetic set: trains in seconds.
+TINY_RUN = (
+    "vgg16.width = 0.0625", "vgg16.fc_units = 16", "Synthetic.n_train = 256", "Synthetic.n_test = 64",
+    "train.epochs = 2", "train.batch_size = 32", "train.learning_rate = 1e-3",
+)
+#: The tiny run's bindings without the evaluation (which has its own tests, test_evaluate.py).
+TINY_TRAIN = [*TINY_RUN, "train.skip_test = True"]
+#: The environment of bioflow subprocesses: quiet TensorFlow, unbuffered output.
+SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+
+#: The development workspace's CIFAR-10G copy (absent on a fresh clone).
+CIFAR10G = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "CIFAR-10G"
+needs_cifar10g = pytest.mark.skipif(not (CIFAR10G / "224x224").is_dir(),
+                                    reason=f"CIFAR-10G copy not found at {CIFAR10G} (only in the dev workspace)")
+
+
+def conv(k, cin, cout, bias=True):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def vgg16_after_first_conv(c1):
+    """VGG-16 parameters from block1_conv2 on, at 224x224 with 10 classes, given block1_conv1's width."""
+    widths = [(c1, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+              (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
+    return sum(conv(3, a, b) for a, b in widths) + (7 * 7 * 512 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10)
+
+
+def convlstm(k, cin, filters):
+    return k * k * cin * 4 * filters + k * k * filters * 4 * filters + 4 * filters
+
+
+RETINA_N2 = conv(3, 1, 32) + conv(3, 32, 2) + conv(3, 2, 2)
+SEED_COUNTS = {  # (trainable, non-trainable), computed from the architecture in docs/science.md only
+    "vgg16_gabor": (vgg16_after_first_conv(24), conv(63, 1, 24)),
+    # the follow-up study's code trained the bank behind the bottleneck (faithful config)
+    "vgg16_rib": (RETINA_N2 + conv(63, 2, 24) + vgg16_after_first_conv(24), 0),
+    "vgg16_rc": (convlstm(63, 1, 24) + vgg16_after_first_conv(24), 0),
+    "vgg16_rib_rc": (RETINA_N2 + convlstm(63, 2, 24) + vgg16_after_first_conv(24), 0),
+}
