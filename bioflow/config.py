@@ -20,14 +20,7 @@ import tokenize
 
 import gin
 
-import bioflow.bases  # noqa: F401  (registers the bases with gin)
-import bioflow.components  # noqa: F401  (registers the components with gin)
-import bioflow.data  # noqa: F401  (registers the data sources and pipeline)
-import bioflow.evaluate  # noqa: F401  (registers evaluate)
-import bioflow.model  # noqa: F401  (registers build_model)
-import bioflow.noise  # noqa: F401  (registers NoiseSuite)
-import bioflow.runner  # noqa: F401  (registers train)
-import bioflow.zoo  # noqa: F401  (registers pull)
+import bioflow.configurables  # noqa: F401  (registers every bioflow configurable with gin)
 from bioflow import safe_gin
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 

@@ -19,13 +19,12 @@ import keras
 import tensorflow as tf
 
 import bioflow
-from bioflow import config as config_lib
 from bioflow import safe_gin
 from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, choices, user_message
-from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.evaluate import check_settings, evaluate
+from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.model import build_model
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
@@ -253,7 +252,7 @@ def _check_same_config(run, epochs_may_change):
     if not path.is_file():
         return
     before = safe_gin.bindings(path.read_text(), str(path))
-    now = safe_gin.bindings(config_lib.operative_config(), "the current configuration")
+    now = safe_gin.bindings(gin.operative_config_str(), "the current configuration")
     ignored = set(RUN_SETTINGS) | ({"bioflow.train.epochs"} if epochs_may_change else set())
     differ = [k for k in sorted(set(before) | set(now))
               if k not in ignored and not k.startswith(RUN_SETTING_PREFIXES) and before.get(k) != now.get(k)]
@@ -314,7 +313,7 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
 
     started = time.time()
     if chief:
-        atomic_write(run / "operative_config.gin", config_lib.operative_config())
+        atomic_write(run / "operative_config.gin", gin.operative_config_str())
         write_json(run / "run.json", dict(
             {k: v for k, v in state.items() if k != "error"}, status="running", model=model.name,
             label=s["label"], trial=s["trial"], seed=s["seed"], rng_seed=s["rng_seed"],
@@ -368,7 +367,7 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
     write_json(run / "run.json", summary)
     if not s["skip_test"]:
         evaluate(run, data=pipeline)
-    atomic_write(run / "operative_config.gin", config_lib.operative_config())
+    atomic_write(run / "operative_config.gin", gin.operative_config_str())
     print(f"\nRun complete: {run}\n"
           f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
           + ("" if s["skip_test"] else ", results/")

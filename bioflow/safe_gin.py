@@ -98,7 +98,7 @@ def unclosed_bracket_line(text):
 
 def bioflow_configurable(selector):
     """The complete gin selector of ``selector`` when bioflow's own code registered it, else None."""
-    import bioflow.config  # noqa: F401  (imports every module that registers a configurable)
+    import bioflow.configurables  # noqa: F401  (every module that registers a configurable)
 
     try:
         match = gin.config._REGISTRY.get_match(selector)  # gin's public lookup returns no module
