@@ -272,6 +272,8 @@ def test_pull_refuses_a_lambda_model_before_keras_sees_it(tiny_entry, remote, se
     (lambda c: dict(c, name=5), "name must be a string, got 5"),
     (lambda c: dict(c, data=dict(c["data"], mean="122")), "data.mean must be a number, got \"122\""),
     (lambda c: dict(c, run=dict(c["run"], trial="1")), "run.trial must be an integer or null"),
+    (lambda c: dict(c, data=dict(c["data"], normalisation="per-pixel")),
+     "data.normalisation must be 'featurewise' or 'samplewise' or null, got 'per-pixel'"),
     (lambda c: dict(c, metrics=dict(c["metrics"], auc=[0.5])), "metrics.auc must be an object, got list"),
     (lambda c: dict(c, architecture=dict(c["architecture"], filter_bank={"v1": "x"})),
      "architecture.filter_bank['v1'] must be an object"),

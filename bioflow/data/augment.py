@@ -82,6 +82,7 @@ class GeneratorTransform:
         return out
 
     def __call__(self, images, batch_index):
+        """Draw this batch's parameters from (seed, ``batch_index``) and apply them."""
         n = tf.shape(images)[0]
         return self.apply(images, self.draw(n, images.shape[1], images.shape[2], batch_index))
 
@@ -96,7 +97,7 @@ def brightness_shift(images, factors):
     low = tf.reduce_min(images, axis=[1, 2, 3], keepdims=True)
     shifted = images - low
     top = tf.reduce_max(shifted, axis=[1, 2, 3], keepdims=True)
-    stretched = tf.where(top > 0, shifted / tf.where(top > 0, top, 1.0), shifted) * 255.0
+    stretched = shifted / tf.where(top > 0, top, 1.0) * 255.0  # a flat image stays 0
     eight_bit = tf.floor(tf.clip_by_value(stretched, 0.0, 255.0))
     return tf.floor(tf.clip_by_value(eight_bit * factors[:, None, None, None], 0.0, 255.0))
 

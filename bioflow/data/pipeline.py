@@ -16,6 +16,12 @@ def epoch_seed(seed, epoch):
     return (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2**31 - 1)
 
 
+def _augmented(batches, augmenter):
+    """``batches`` through ``augmenter(images, batch_index)``."""
+    # Sequential on purpose: the random layers draw in batch order, so runs repeat exactly.
+    return batches.enumerate().map(lambda i, batch: (augmenter(batch[0], i), batch[1]))
+
+
 @gin.register(module="bioflow")
 class DataPipeline:
     """Declares the data of a run (docs/science.md, "Images").
@@ -100,8 +106,7 @@ class DataPipeline:
         ds = self._resized(ds).batch(global_batch, drop_remainder=True)
         augmenter = make_augmenter(self.augmentation, s)
         if augmenter is not None:
-            # Sequential on purpose: the random layers draw in batch order, so runs repeat exactly.
-            ds = ds.enumerate().map(lambda i, batch: (augmenter(batch[0], i), batch[1]))
+            ds = _augmented(ds, augmenter)
         return self._normalised(ds).prefetch(AUTOTUNE)
 
     def test_dataset(self, batch):
@@ -116,6 +121,5 @@ class DataPipeline:
             if self.augment_validation else None
         if augmenter is None:
             return self.test_dataset(batch)
-        ds = self._resized(self.splits.test).batch(batch).enumerate().map(
-            lambda i, xy: (augmenter(xy[0], i), xy[1]))
+        ds = _augmented(self._resized(self.splits.test).batch(batch), augmenter)
         return self._normalised(ds).prefetch(AUTOTUNE)

@@ -16,7 +16,8 @@ import re
 import zipfile
 
 from bioflow import safe_gin
-from bioflow.errors import BioflowError
+from bioflow.data.preprocessing import NORMALISATIONS
+from bioflow.errors import BioflowError, choices
 
 #: Keras classes that carry Python code: bioflow never loads them.
 CODE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
@@ -113,6 +114,9 @@ def card_problems(card, name=None, version=None):
     for required in ("model.keras", "operative_config.gin"):
         if required not in card["files"]:
             problems.append(f"it lists no {required}")
+    normalisation = card["data"].get("normalisation")
+    if normalisation not in (None, *NORMALISATIONS):
+        problems.append(f"data.normalisation must be {choices(NORMALISATIONS)} or null, got {normalisation!r}")
     return problems
 
 
