@@ -1,14 +1,15 @@
-"""bioflow: declarative, gin-configured TensorFlow/Keras framework for bio-inspired CNNs."""
+"""Only what pyproject.toml cannot say: the git commit of the source, stamped into the build.
+
+Everything else (metadata, dependencies, extras, packages, the version from
+``bioflow/__init__.py``) is in pyproject.toml.
+"""
 import pathlib
-import re
 import subprocess
 
-from setuptools import find_packages, setup
+from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = pathlib.Path(__file__).parent
-#: The one version source is bioflow/__init__.py.
-VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "bioflow" / "__init__.py").read_text(), re.M).group(1)
 
 
 def git_commit():
@@ -23,7 +24,7 @@ def git_commit():
 
 
 class BuildPyWithCommit(build_py):
-    """Records the git commit of the source in ``bioflow/_build.py``, for zoo cards."""
+    """Records the git commit of the source in ``bioflow/_build.py``, for run.json and zoo cards."""
 
     def run(self):
         super().run()
@@ -31,36 +32,4 @@ class BuildPyWithCommit(build_py):
         target.write_text(f"COMMIT = {git_commit()!r}\n")
 
 
-setup(
-    name="bioflow",
-    version=VERSION,
-    description="Gin-configured TensorFlow/Keras framework for biologically inspired CNNs",
-    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=find_packages(include=["bioflow", "bioflow.*"]) + ["bioflow.configs"],
-    # The top-level gin/ tree ships inside the package as bioflow.configs.
-    package_dir={"bioflow.configs": "gin"},
-    package_data={"bioflow.configs": ["*.gin", "**/*.gin"]},
-    install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3.3",
-        "keras-cv>=0.9",
-        "gin-config>=0.5",
-        "tensorflow-datasets>=4.9",
-        "importlib_resources",  # tensorflow-datasets imports it without declaring it
-        "pandas>=2.0",
-        "altair>=5.0",
-        "vl-convert-python>=1.0",  # Altair charts to PNG, offline (learning curves, reports)
-        "tensorboard",  # TensorFlow no longer installs it; needed for train.tensorboard logs
-        "click>=8.0",
-        "filelock>=3.12",  # the run-directory and zoo locks, on every platform
-        "numpy>=2.0",  # np.trapezoid
-        "scipy",  # Student-t intervals over trials (scipy.stats.t)
-        "h5py",
-    ],
-    # pillow: the brightness reference of the augmentation test; playwright: drives Debian's chromium in the report tests.
-    extras_require={"test": ["pytest>=7", "pytest-xdist>=3.2", "pillow", "playwright>=1.40"]},
-    entry_points={"console_scripts": ["bioflow = bioflow.cli:main"]},
-    cmdclass={"build_py": BuildPyWithCommit},
-)
+setup(cmdclass={"build_py": BuildPyWithCommit})

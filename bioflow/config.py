@@ -5,13 +5,14 @@ A ``--gin`` value is either a path (``gin/vgg16_rib_rc.gin``) or a name (``vgg16
 
 1. the current directory;
 2. the directories in ``$BIOFLOW_GIN_PATH`` (``os.pathsep``-separated);
-3. the ``gin/`` folder of a source checkout, when bioflow runs from one;
-4. the copy of ``gin/`` packaged with bioflow (``bioflow.configs``).
+3. bioflow's own ``gin/`` tree, the package ``bioflow.configs`` (a copy in a wheel, the
+   checkout's folder in an editable install), found with ``importlib.resources``.
 
 ``include`` statements resolve against the same search path first (so shipped files include each
 other by their path under ``gin/``, e.g. ``include 'filterbank/gabor.gin'``), then against the
 folder of each ``--gin`` file and its parent.
 """
+import importlib.resources
 import logging
 import os
 import pathlib
@@ -24,21 +25,27 @@ import bioflow.configurables  # noqa: F401  (registers every bioflow configurabl
 from bioflow import safe_gin
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 
-_CHECKOUT_GIN = pathlib.Path(__file__).resolve().parent.parent / "gin"
-
-
 def packaged_gin_dir():
-    """The gin/ tree that ``pip install`` puts inside the package, or None in a checkout."""
-    path = pathlib.Path(__file__).resolve().parent / "configs"
-    return path if path.is_dir() else None
+    """bioflow's gin/ tree, the package ``bioflow.configs``, found with ``importlib.resources``.
+
+    ``bioflow/configs`` links to the checkout's ``gin/``, so an editable install reads the checkout's
+    files and a wheel its copy of them.
+    """
+    try:
+        root = importlib.resources.files("bioflow.configs")
+    except ModuleNotFoundError:
+        return None
+    if isinstance(root, pathlib.Path):
+        return root if root.is_dir() else None
+    # A package without __init__.py gives a MultiplexedPath; its entries are real paths in one folder.
+    entries = list(root.iterdir())
+    return pathlib.Path(entries[0]).parent if entries else None
 
 
 def gin_search_path():
     """Directories searched for ``--gin`` names and ``include`` statements, in order."""
     dirs = [pathlib.Path.cwd()]
     dirs += [pathlib.Path(p) for p in os.environ.get("BIOFLOW_GIN_PATH", "").split(os.pathsep) if p]
-    if (_CHECKOUT_GIN / "model").is_dir():
-        dirs.append(_CHECKOUT_GIN)
     packaged = packaged_gin_dir()
     if packaged is not None:
         dirs.append(packaged)
@@ -66,7 +73,7 @@ def resolve_gin_file(name):
 
 def list_gin_files():
     """Names of the shipped gin files (relative to the gin root, without '.gin')."""
-    root = _CHECKOUT_GIN if (_CHECKOUT_GIN / "model").is_dir() else packaged_gin_dir()
+    root = packaged_gin_dir()
     if root is None:
         return []
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.gin"))

@@ -10,6 +10,8 @@ class BioflowError(ValueError):
 def choices(names):
     """Format valid names for an error message: ``'a', 'b' or 'c'``."""
     names = [repr(n) for n in sorted(names)]
+    if not names:
+        return "(none)"
     if len(names) == 1:
         return names[0]
     return ", ".join(names[:-1]) + " or " + names[-1]

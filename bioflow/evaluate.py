@@ -5,6 +5,7 @@ perturbs, rescales, normalises and predicts in one ``tf.data`` pipeline with in-
 Results go to ``RUN_DIR/results/`` through a temporary folder and a rename, so a failed
 evaluation never leaves tables that look complete.
 """
+import dataclasses
 import json
 import pathlib
 import shutil
@@ -17,40 +18,19 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from bioflow import metrics, noise
+from bioflow import architecture, metrics, noise
 from bioflow.data import DataPipeline
 from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.io import replace_dir
-from bioflow.model import describe
+from bioflow.validation import check_positive_int
 from bioflow.training import rundir
 
 PERTURBATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Noise", "LI", "Level",
                         "Loss", "Accuracy")
 GENERALISATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Type", "Inverted",
                           "Loss", "Accuracy")
-
-
-def load_run(run_dir, force=False):
-    """``(model, run_info)`` of a finished run directory, loading the model with Keras' safe mode.
-
-    A run that is not complete (still training, stopped or failed) is refused unless ``force``:
-    its ``model.keras`` would be an older model than its checkpoints.
-    """
-    run = pathlib.Path(run_dir)
-    path = run / "model.keras"
-    if not path.is_file():
-        raise BioflowError(f"{run} has no model.keras: it is not a finished bioflow run (train it first, "
-                           "or give the run directory that `bioflow train` printed).")
-    info = rundir.read_json(run / "run.json")
-    if not info or not isinstance(info.get("data"), dict):
-        raise BioflowError(f"{run} has no run.json with the data statistics the model was trained with.")
-    if info.get("status") != "complete" and not force:
-        raise BioflowError(f"{run} is not a complete run (status {info.get('status')!r}): its model.keras may be "
-                           "older than its training. Finish the run first, or pass --force (evaluate.force) to "
-                           "evaluate that model.keras anyway.")
-    return keras.saving.load_model(path, safe_mode=True), info
 
 
 class _Evaluator:
@@ -75,18 +55,15 @@ class _Evaluator:
             ds = ds.map(lambda x, y, i: (perturb(x, i), y, i), num_parallel_calls=tf.data.AUTOTUNE)
         norm = self.normalise
         ds = ds.map(lambda x, y, i: (norm(x * 255.0), y, x, i), num_parallel_calls=tf.data.AUTOTUNE)
-        loss = correct = 0.0
-        probs = []
+        totals, probs = metrics.LossAccuracy(), []
         for x, y, x01, i in ds.prefetch(tf.data.AUTOTUNE):
             if save_to is not None:
                 save_to(x01, i)
             p = self.predict(x)
-            loss += float(tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, p)))
-            correct += float(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(p, -1), y), tf.float32)))
+            totals.add(metrics.batch_totals(y, p))
             if self.save_predictions:
                 probs.append(p.numpy())
-        n = len(labels)
-        return loss / n, correct / n, (np.concatenate(probs) if probs else None)
+        return (*totals.result("The evaluation set"), np.concatenate(probs) if probs else None)
 
 
 def _prepare_images(dataset, size, interpolation, n_images=None):
@@ -158,11 +135,11 @@ def _remove_orphans(run):
 
 
 def _check_n_images(n_images):
-    if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1):
-        raise BioflowError(f"evaluate.n_images must be a positive integer or None (all images), got {n_images!r}.")
+    if n_images is not None:
+        check_positive_int(n_images, "evaluate.n_images", alternative=" or None (all images)")
 
 
-def check_settings():
+def check_settings() -> None:
     """Check the evaluation settings bound in gin, so that a training run fails before it trains."""
     def bound(key):
         try:
@@ -228,13 +205,35 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
 
 def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir, perturb_generalisation,
                      save_predictions, save_images, progress, force, loaded):
-    model, info = loaded if loaded is not None else load_run(run, force)
+    model, info = loaded if loaded is not None else rundir.load_run(run, force)
     stats = info["data"]
-    arch = describe(model)
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
     suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
-    size, interp = model.input_shape[1], stats["interpolation"]
-    background = stats["mean"] / 255.0
+    sets = evaluation_sets(pipeline, stats, model.input_shape[1], n_images, generalisation_dir)
+    with tempfile.TemporaryDirectory(dir=run, prefix=".results.") as tmp:
+        tmp_dir = pathlib.Path(tmp) / "results"
+        (tmp_dir / "images").mkdir(parents=True)
+
+        def image_sink(set_name, name, li, level):
+            return _png_writer(tmp_dir / "images" / set_name / name, li, level)
+
+        result = robustness(model, info, sets, suite, batch_size=batch_size, seed=seed,
+                            perturb_generalisation=perturb_generalisation, save_predictions=save_predictions,
+                            example_grids=bool(save_images), image_sink=image_sink if save_images == "all" else None,
+                            progress=progress)
+        write_results(tmp_dir, result)
+        replace_dir(tmp_dir, run / "results")
+    summary = result.summary
+    print(f"Evaluation written to {run / 'results'}: clean accuracy {summary['clean_accuracy']:.4f}"
+          + "".join(f", AUC {k} {v:.3f}" for k, v in list(summary["auc"].items())[:3])
+          + (" …" if len(summary["auc"]) > 3 else ""), flush=True)
+    return summary
+
+
+def evaluation_sets(pipeline: DataPipeline, stats: dict, size: int, n_images: int | None = None,
+                    generalisation_dir: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{set name: ([0, 1] images, labels)}``: the test split (its first ``n_images``) and the CIFAR-10G sets."""
+    interp = stats["interpolation"]
     splits = pipeline.splits if pipeline.splits is not None else pipeline.source.load()
     sets = {"test": _prepare_images(splits.test, size, interp, n_images)}
     if generalisation_dir is not None:
@@ -242,7 +241,31 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
             print(f"Skipping CIFAR-10G: the model was trained on {stats['dataset']!r}, not the CIFAR-10 classes.")
         else:
             sets.update(_cifar10g_sets(generalisation_dir, size, interp))
-    meta = dict(Model=info.get("model", model.name), Convolution=arch["convolution"], Base=arch["base"],
+    return sets
+
+
+@dataclasses.dataclass
+class Robustness:
+    """What one evaluation computed: the tables and pictures that ``results/`` holds."""
+
+    perturbation: pd.DataFrame
+    generalisation: pd.DataFrame
+    summary: dict
+    predictions: pd.DataFrame | None = None
+    grids: dict = dataclasses.field(default_factory=dict)  # noise → uint8 image grid
+
+
+def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSuite, *, batch_size=64, seed=0, perturb_generalisation=False,
+               save_predictions=False, example_grids=False, image_sink=None, progress=None) -> Robustness:
+    """Evaluate ``model`` on ``sets`` (see :func:`evaluation_sets`): clean, then every (noise, level).
+
+    Writes nothing; ``image_sink(set, noise, level index, level)``, when given, returns a function
+    that receives every perturbed batch (``save_images = 'all'``).
+    """
+    stats = info["data"]
+    arch = architecture.read(info, model)
+    background = stats["mean"] / 255.0
+    meta = dict(Model=info.get("model", model.name), Convolution=arch.convolution, Base=arch.base,
                 Weights=info.get("weights") or "none", Trial=info.get("trial"), Seed=info.get("seed"))
     ev = _Evaluator(model, stats, batch_size, seed, background, save_predictions)
     noisy_sets = [s for s in sets if s == "test" or perturb_generalisation]
@@ -274,41 +297,42 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
                                  Inverted=set_name.endswith("_inverted"), Loss=loss, Accuracy=acc))
         if bar is not None:
             bar.add(1)
-    with tempfile.TemporaryDirectory(dir=run, prefix=".results.") as tmp:
-        tmp_dir = pathlib.Path(tmp) / "results"
-        (tmp_dir / "images").mkdir(parents=True)
-        current = None
-        for set_name, name, li, level in jobs:
-            if bar is None and name != current:
-                print(f"Evaluating {set_name}: {name} ({len(suite.levels[name])} levels)", flush=True)
-                current = name
-            images, labels = sets[set_name]
-            save_to = _png_writer(tmp_dir / "images" / set_name / name, li, level) if save_images == "all" else None
-            loss, acc, probs = ev.run(images, labels, name, level, save_to)
-            pert_rows.append(dict(meta, Set=set_name, Noise=name, LI=li, Level=level, Loss=loss, Accuracy=acc))
-            record_predictions(set_name, name, li, level, probs, labels)
-            if bar is not None:
-                bar.add(1)
-        perturbation = pd.DataFrame(pert_rows, columns=PERTURBATION_COLUMNS)
-        generalisation = pd.DataFrame(gen_rows, columns=GENERALISATION_COLUMNS)
-        perturbation.to_csv(tmp_dir / "perturbation.csv", index=False)
-        generalisation.to_csv(tmp_dir / "generalisation.csv", index=False)
-        aucs = metrics.auc_table(perturbation[perturbation["Set"] == "test"]) if pert_rows else pd.DataFrame()
-        summary = dict(model=meta["Model"], clean_accuracy=clean["test"], n_images=len(sets["test"][1]),
-                       auc={row["Noise"]: row["AUC"] for _, row in aucs.iterrows()},
-                       generalisation={r["Set"]: r["Accuracy"] for r in gen_rows},
-                       suite={name: list(levels) for name, levels in suite.items()})
-        (tmp_dir / "robustness.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if pred_frames:
-            pd.concat(pred_frames, ignore_index=True).to_csv(tmp_dir / "predictions.csv", index=False)
-        if save_images:
-            examples = sets["test"][0][:4]
-            for name, levels in suite.items():
-                grid = _image_grid([noise.apply(name, examples, lv, seed=seed, background=background).numpy()
-                                    for lv in levels])
-                tf.io.write_file(str(tmp_dir / "images" / f"{name}.png"), tf.io.encode_png(grid))
-        replace_dir(tmp_dir, run / "results")
-    print(f"Evaluation written to {run / 'results'}: clean accuracy {clean['test']:.4f}"
-          + "".join(f", AUC {k} {v:.3f}" for k, v in list(summary["auc"].items())[:3])
-          + (" …" if len(summary["auc"]) > 3 else ""), flush=True)
-    return summary
+    current = None
+    for set_name, name, li, level in jobs:
+        if bar is None and name != current:
+            print(f"Evaluating {set_name}: {name} ({len(suite.levels[name])} levels)", flush=True)
+            current = name
+        images, labels = sets[set_name]
+        save_to = image_sink(set_name, name, li, level) if image_sink is not None else None
+        loss, acc, probs = ev.run(images, labels, name, level, save_to)
+        pert_rows.append(dict(meta, Set=set_name, Noise=name, LI=li, Level=level, Loss=loss, Accuracy=acc))
+        record_predictions(set_name, name, li, level, probs, labels)
+        if bar is not None:
+            bar.add(1)
+    perturbation = pd.DataFrame(pert_rows, columns=PERTURBATION_COLUMNS)
+    generalisation = pd.DataFrame(gen_rows, columns=GENERALISATION_COLUMNS)
+    aucs = metrics.auc_table(perturbation[perturbation["Set"] == "test"]) if pert_rows else pd.DataFrame()
+    summary = dict(model=meta["Model"], clean_accuracy=clean["test"], n_images=len(sets["test"][1]),
+                   auc={row["Noise"]: row["AUC"] for _, row in aucs.iterrows()},
+                   generalisation={r["Set"]: r["Accuracy"] for r in gen_rows},
+                   suite={name: list(levels) for name, levels in suite.items()})
+    grids = {}
+    if example_grids:
+        examples = sets["test"][0][:4]
+        grids = {name: _image_grid([noise.apply(name, examples, lv, seed=seed, background=background).numpy()
+                                    for lv in levels]) for name, levels in suite.items()}
+    return Robustness(perturbation, generalisation, summary,
+                      pd.concat(pred_frames, ignore_index=True) if pred_frames else None, grids)
+
+
+def write_results(folder: str | pathlib.Path, result: Robustness) -> None:
+    """Write ``result`` into ``folder`` (a temporary ``results/``, renamed into place by the caller)."""
+    folder = pathlib.Path(folder)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    result.perturbation.to_csv(folder / "perturbation.csv", index=False)
+    result.generalisation.to_csv(folder / "generalisation.csv", index=False)
+    (folder / "robustness.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    if result.predictions is not None:
+        result.predictions.to_csv(folder / "predictions.csv", index=False)
+    for name, grid in result.grids.items():
+        tf.io.write_file(str(folder / "images" / f"{name}.png"), tf.io.encode_png(grid))

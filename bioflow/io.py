@@ -10,6 +10,10 @@ import os
 import pathlib
 import shutil
 import tempfile
+from typing import Union
+
+#: A file or folder argument: a string or a path.
+PathLike = Union[str, os.PathLike]
 
 
 def current_umask():

@@ -1,14 +1,44 @@
-"""Robustness summaries (docs/science.md, "Results"): AUC over levels, ratios to a reference, and trial statistics."""
+"""Metrics: loss and accuracy over batches (training and evaluation), and the robustness summaries
+of docs/science.md, "Results": AUC over levels, ratios to a reference, and trial statistics."""
 import math
+from typing import Sequence
 
+import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from scipy import stats
 
 from bioflow.errors import BioflowError
 
 
-def auc(levels, accuracies):
+def batch_totals(labels, probs) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(summed cross-entropy, correct predictions, examples)`` of one batch, as float32 tensors."""
+    per_example = keras.losses.sparse_categorical_crossentropy(labels, probs)
+    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), tf.cast(labels, tf.int64)), tf.float32))
+    return tf.reduce_sum(per_example), correct, tf.cast(tf.shape(labels)[0], tf.float32)
+
+
+class LossAccuracy:
+    """Running sums of :func:`batch_totals` over batches; :meth:`result` gives mean loss and accuracy."""
+
+    def __init__(self):
+        self.loss = self.correct = self.count = 0.0
+
+    def add(self, totals) -> tuple[float, float, float]:
+        """Add one batch's ``(loss sum, correct, examples)``; returns the totals as floats."""
+        loss, correct, count = (float(t) for t in totals)
+        self.loss, self.correct, self.count = self.loss + loss, self.correct + correct, self.count + count
+        return loss, correct, count
+
+    def result(self, what: str = "The data set") -> tuple[float, float]:
+        """``(mean loss, accuracy)``; an error naming ``what`` when no example was added."""
+        if self.count == 0:
+            raise BioflowError(f"{what} is empty.")
+        return self.loss / self.count, self.correct / self.count
+
+
+def auc(levels: Sequence[float], accuracies: Sequence[float]) -> float:
     """Area under the accuracy-versus-level curve by the trapezoid rule over the level values.
 
     Levels are sorted first, so decreasing level lists (high pass, contrast, darken) give a
@@ -22,7 +52,7 @@ def auc(levels, accuracies):
     return float(np.trapezoid(accuracies[order], levels[order]))
 
 
-def auc_table(perturbation):
+def auc_table(perturbation: pd.DataFrame) -> pd.DataFrame:
     """AUC per (Model, Trial, Noise) from a tidy perturbation table (the columns of docs/science.md, "Results")."""
     rows = []
     keys = [k for k in ("Model", "Trial", "Set", "Noise") if k in perturbation.columns]
@@ -32,7 +62,8 @@ def auc_table(perturbation):
     return pd.DataFrame(rows)
 
 
-def ratio_to_reference(aucs, reference, on=("Noise",), value="AUC"):
+def ratio_to_reference(aucs: pd.DataFrame, reference: str, on: Sequence[str] = ("Noise",),
+                       value: str = "AUC") -> pd.DataFrame:
     """Each model's mean ``value`` divided by the reference model's, per ``on`` group."""
     if reference not in set(aucs["Model"]):
         raise BioflowError(f"Reference model {reference!r} is not among {sorted(set(aucs['Model']))}.")
@@ -43,7 +74,7 @@ def ratio_to_reference(aucs, reference, on=("Noise",), value="AUC"):
     return out
 
 
-def mean_ci(values, confidence=0.95):
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """``(mean, half_width)`` of a two-sided Student-t confidence interval over trials (half width 0 for one)."""
     if not 0 < confidence < 1:
         raise BioflowError(f"confidence must be between 0 and 1, got {confidence!r}.")

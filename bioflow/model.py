@@ -1,82 +1,77 @@
 """Model assembly: the root gin entry point that builds a whole network (docs/science.md, "Assembling a network").
 
     input (H, W, C) → [retina_*] → v1_* filter bank(s) → [recurrent_*] → rest of the base → softmax
+
+Every component comes from its registry (:mod:`bioflow.registry`); each one builds its own layers
+(a bank its stages, a recurrence its :meth:`~bioflow.components.recurrent.Recurrence.apply`), so
+this module has no per-kind branches. The :class:`~bioflow.architecture.Architecture` is recorded
+here, while the network is built.
 """
+from __future__ import annotations
+
 import logging
+from typing import Callable
 
 import gin
 import keras
 
 from bioflow import bases as bases_lib
-from bioflow.components import BLTRecurrence, Combined, ConvLSTMRecurrence, FilterBankConv, RetinalBottleneck
+from bioflow.architecture import Architecture, parameter_counts
+from bioflow.components import Combined, FilterBank, FilterBankConv, RetinalBottleneck
 from bioflow.components.convolution import check_method
-from bioflow.errors import BioflowError, check_choice, choices
-from bioflow.validation import safe_name
+from bioflow.components.recurrent import ConvStage, Recurrence
+from bioflow.errors import BioflowError
+from bioflow.registry import BASES, BOTTLENECKS, FILTER_BANKS, RECURRENCES
+from bioflow.validation import check_positive_int, safe_name
 
 log = logging.getLogger(__name__)
 
-#: Filter-bank names accepted as strings (case-insensitive), as in the original ``--convolution``.
-FILTER_BANKS = {
-    "original": None,
-    "gabor": ("Gabor", {}),
-    "dog": ("DoG", {}),
-    "low-pass": ("LowPass", {}),
-    "lowpass": ("LowPass", {}),
-    **{f"combined-{v}": ("Combined", {"variant": v}) for v in ("trim", "small", "medium", "full")},
-    "combined": ("Combined", {}),
-}
-RECURRENCES = {"convlstm": "ConvLSTMRecurrence", "blt": "BLTRecurrence"}
+#: The filter-bank name that keeps the base's own first convolution.
+ORIGINAL = "original"
 
 
-def _configurable(name):
-    """Gin's configurable for a registered bioflow name, so gin bindings apply to it."""
-    return gin.get_configurable(f"bioflow.{name}")
-
-
-def resolve_base(base):
+def resolve_base(base: str | Callable) -> tuple[str, Callable]:
     """A base name (or a base function given by a gin reference) → (name, function)."""
     if callable(base):
-        name = getattr(base, "__name__", str(base))
-        return name, base
-    check_choice(base, bases_lib.BASES, "base")
-    return base, _configurable(base)
+        return getattr(base, "__name__", str(base)), base
+    BASES.entry(base)  # an unknown name lists the registered bases
+    return base.lower(), gin.get_configurable(BASES.get(base))
 
 
-def resolve_filter_bank(filter_bank):
-    """``None``, a name such as ``'gabor'`` or ``'combined-trim'``, or a bank object → bank or None."""
-    if filter_bank is None:
+def resolve_filter_bank(filter_bank: str | FilterBank | Combined | None) -> FilterBank | Combined | None:
+    """``None``, ``'original'``, a registered name (``'gabor'``, ``'combined-trim'``) or a bank object → bank or None."""
+    if filter_bank is None or (isinstance(filter_bank, str) and filter_bank.lower() == ORIGINAL):
         return None
     if isinstance(filter_bank, str):
-        key = filter_bank.lower()
-        if key not in FILTER_BANKS:
-            raise BioflowError(f"Unknown filter bank {filter_bank!r}; valid filter banks are "
-                               f"{choices(FILTER_BANKS)} (or a bank object such as @Gabor()).")
-        if FILTER_BANKS[key] is None:
-            return None
-        cls_name, kwargs = FILTER_BANKS[key]
-        return _configurable(cls_name)(**kwargs)
-    if not hasattr(filter_bank, "stages"):
-        raise BioflowError(f"filter_bank must be a name or a Gabor, DoG, LowPass or Combined bank, got {filter_bank!r}.")
+        if filter_bank not in FILTER_BANKS:
+            FILTER_BANKS.entry(filter_bank)  # raises, listing the registered banks
+        return FILTER_BANKS.create(filter_bank)
+    if not isinstance(filter_bank, FILTER_BANKS.components()):
+        raise BioflowError(f"filter_bank must be {ORIGINAL!r}, a registered name ({', '.join(FILTER_BANKS)}) or a "
+                           f"bank object ({FILTER_BANKS.class_names()}), got {filter_bank!r}.")
     return filter_bank
 
 
-def resolve_bottleneck(bottleneck):
-    """``None``, a width N, or a :class:`RetinalBottleneck`."""
-    if bottleneck is None or isinstance(bottleneck, RetinalBottleneck):
+def resolve_bottleneck(bottleneck: int | str | RetinalBottleneck | None) -> RetinalBottleneck | None:
+    """``None``, a width N (a :class:`RetinalBottleneck` of that width), a registered name or a bottleneck object."""
+    if bottleneck is None or isinstance(bottleneck, BOTTLENECKS.components()):
         return bottleneck
     if isinstance(bottleneck, int) and not isinstance(bottleneck, bool):
-        return _configurable("RetinalBottleneck")(width=bottleneck)
-    raise BioflowError(f"bottleneck must be None, a width N or @RetinalBottleneck(), got {bottleneck!r}.")
+        return BOTTLENECKS.create("rib", width=bottleneck)
+    if isinstance(bottleneck, str):
+        return BOTTLENECKS.create(bottleneck)
+    raise BioflowError(f"bottleneck must be None, a width N, a registered name ({', '.join(BOTTLENECKS)}) or a "
+                       f"bottleneck object ({BOTTLENECKS.class_names()}), got {bottleneck!r}.")
 
 
-def resolve_recurrence(recurrence):
-    """``None``, ``'convlstm'``, ``'blt'`` or a recurrence object."""
-    if recurrence is None or isinstance(recurrence, (ConvLSTMRecurrence, BLTRecurrence)):
+def resolve_recurrence(recurrence: str | Recurrence | None) -> Recurrence | None:
+    """``None``, a registered name (``'convlstm'``, ``'blt'``) or a recurrence object."""
+    if recurrence is None or isinstance(recurrence, Recurrence):
         return recurrence
-    if isinstance(recurrence, str) and recurrence.lower() in RECURRENCES:
-        return _configurable(RECURRENCES[recurrence.lower()])()
-    raise BioflowError(f"Unknown recurrence {recurrence!r}; valid recurrences are {choices(RECURRENCES)}, "
-                       "None, @ConvLSTMRecurrence() or @BLTRecurrence().")
+    if isinstance(recurrence, str):
+        return RECURRENCES.create(recurrence)
+    raise BioflowError(f"recurrence must be None, a registered name ({', '.join(RECURRENCES)}) or a recurrence "
+                       f"object ({RECURRENCES.class_names()}), got {recurrence!r}.")
 
 
 def _check_input_shape(input_shape):
@@ -86,20 +81,47 @@ def _check_input_shape(input_shape):
     return shape
 
 
-def model_name(base, bank, bottleneck, recurrence):
+def model_name(base: str, bank, bottleneck, recurrence) -> str:
     """A descriptive default model name, e.g. ``vgg16_gabor_rib2_convlstm``."""
-    parts = [base, "original" if bank is None else (f"combined_{bank.variant}" if isinstance(bank, Combined)
-                                                    else bank.kind)]
+    parts = [base, ORIGINAL if bank is None else bank.label]
     if bottleneck is not None:
-        parts.append(f"rib{bottleneck.width}")
+        parts.append(bottleneck.label)
     if recurrence is not None:
         parts.append(recurrence.kind)
     return "_".join(parts)
 
 
+def _convolution(bank, recurrence):
+    """What computes the first layer, as the result tables name it (see :class:`Architecture`)."""
+    n_stages = len(bank.stages()) if bank is not None else 1
+    if recurrence is not None and recurrence.replaces_first_conv and n_stages == 1:
+        return recurrence.kind
+    return ORIGINAL if bank is None else bank.kind
+
+
+def _front_end_stages(spec, bank, conv_method, internal_noise, train_bank):
+    """The convolutions of the front end: the base's own first conv, or one per bank stage."""
+    if bank is None:
+        return [ConvStage(spec.filters, spec.kernel_size, spec.strides, spec.padding,
+                          lambda x: bases_lib.standard_first_layer(x, spec))]
+
+    def stage_layer(stage, trainable):
+        return FilterBankConv(stage, method=conv_method, padding=spec.padding, internal_noise=internal_noise,
+                              trainable=trainable, name=f"v1_{stage.kind}")
+
+    # Behind the bottleneck the study rebuilt (and so trained) only the first bank layer: the DoG stage of a
+    # Combined bank.
+    return [ConvStage(stage.n_kernels, stage.ksize, 1, spec.padding, stage_layer(stage, train_bank and i == 0),
+                      noise=internal_noise)
+            for i, stage in enumerate(bank.stages())]
+
+
 @gin.configurable(module="bioflow")
-def build_model(input_shape=(224, 224, 1), classes=10, base="vgg16", filter_bank=None, bottleneck=None,
-                recurrence=None, internal_noise=None, conv_method="auto", weights=None, name=None):
+def build_model(input_shape: tuple[int, int, int] = (224, 224, 1), classes: int = 10, base: str | Callable = "vgg16",
+                filter_bank: str | FilterBank | Combined | None = None,
+                bottleneck: int | str | RetinalBottleneck | None = None, recurrence: str | Recurrence | None = None,
+                internal_noise: float | None = None, conv_method: str = "auto", weights: str | None = None,
+                name: str | None = None) -> keras.Model:
     """Build the whole network; returns an uncompiled ``keras.Model``.
 
     Args:
@@ -119,8 +141,7 @@ def build_model(input_shape=(224, 224, 1), classes=10, base="vgg16", filter_bank
     shape = _check_input_shape(input_shape)
     if name is not None:
         safe_name(name, "The model name", " (it names the run's folder)")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-        raise BioflowError(f"classes must be an integer >= 2, got {classes!r}.")
+    check_positive_int(classes, "build_model.classes", minimum=2)
     base_name, base_fn = resolve_base(base)
     bank = resolve_filter_bank(filter_bank)
     retina = resolve_bottleneck(bottleneck)
@@ -132,25 +153,8 @@ def build_model(input_shape=(224, 224, 1), classes=10, base="vgg16", filter_bank
     train_bank = retina.train_filter_bank if retina is not None else False
 
     def first_layer(x, spec):
-        if bank is None:
-            if isinstance(rec, ConvLSTMRecurrence):
-                x = rec.replace(x, spec.filters, spec.kernel_size, spec.strides, spec.padding)
-            else:
-                x = bases_lib.standard_first_layer(x, spec)
-        else:
-            for i, stage in enumerate(bank.stages()):
-                if i == 0 and isinstance(rec, ConvLSTMRecurrence):
-                    x = rec.replace(x, stage.n_kernels, stage.ksize, 1, spec.padding)
-                    if internal_noise:  # the study's code kept the bank's noise layer, after the ConvLSTM
-                        x = keras.layers.GaussianNoise(internal_noise, name="recurrent_convlstm_noise")(x)
-                else:
-                    # Behind the bottleneck the study rebuilt (and so trained) only the first bank layer:
-                    # the DoG stage of a Combined bank.
-                    x = FilterBankConv(stage, method=conv_method, padding=spec.padding, internal_noise=internal_noise,
-                                       trainable=train_bank and i == 0, name=f"v1_{stage.kind}")(x)
-        if isinstance(rec, BLTRecurrence):
-            x = rec.insert(x)
-        return x
+        stages = _front_end_stages(spec, bank, conv_method, internal_noise, train_bank)
+        return rec.apply(x, stages) if rec is not None else Recurrence().apply(x, stages)
 
     inputs = keras.Input(shape=shape, name="image")
     x = retina(inputs) if retina is not None else inputs
@@ -166,29 +170,16 @@ def build_model(input_shape=(224, 224, 1), classes=10, base="vgg16", filter_bank
         report = bases_lib.load_pretrained_weights(model, path)
         log.info("Pretrained weights from %s: loaded %d layers, adapted to grayscale %s, skipped %s", path,
                  len(report["loaded"]), report["adapted"], report["skipped"])
+    model.bioflow_architecture = Architecture(
+        base=base_name, convolution=_convolution(bank, rec), bottleneck=retina.width if retina is not None else None,
+        recurrence=rec.kind if rec is not None else None, input_shape=shape, classes=classes,
+        filter_bank_config=_config_of(bank), bottleneck_config=_config_of(retina), recurrence_config=_config_of(rec),
+        weights=weights if isinstance(weights, str) else None, parameters=parameter_counts(model))
     return model
 
 
-def describe(model):
-    """The architecture of a built or loaded bioflow model, read from its layer names.
-
-    Returns ``{'base', 'convolution', 'bottleneck', 'recurrence'}`` (``None`` where absent).
-    """
-    names = {layer.name for layer in model.layers}
-    if "conv5_block3_out" in names:
-        base = "resnet50"
-    elif "block5_conv4" in names:
-        base = "vgg19"
-    elif "block5_conv3" in names:
-        base = "vgg16"
-    elif "conv9" in names:
-        base = "allcnn"
-    else:
-        base = None
-    kinds = [layer.name[3:] for layer in model.layers if layer.name.startswith("v1_")]
-    convolution = "combined" if len(kinds) > 1 else (kinds[0] if kinds else "original")
-    if "recurrent_convlstm" in names and not kinds and base is not None:
-        convolution = "convlstm"  # the faithful RC replaced the first convolution
-    bottleneck = model.get_layer("retina_conv3").output.shape[-1] if "retina_conv3" in names else None
-    recurrence = "convlstm" if "recurrent_convlstm" in names else ("blt" if "recurrent_blt" in names else None)
-    return dict(base=base, convolution=convolution, bottleneck=bottleneck, recurrence=recurrence)
+def _config_of(component):
+    """``{'class_name', 'config'}`` of a component, or None."""
+    if component is None:
+        return None
+    return {"class_name": type(component).__name__, "config": component.get_config()}

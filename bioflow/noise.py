@@ -9,6 +9,7 @@ image gets the same noise whatever the batch, its position in the batch or the d
 import dataclasses
 import functools
 import math
+from typing import Callable, Sequence
 
 import gin
 import numpy as np
@@ -36,7 +37,8 @@ class Perturbation:
 REGISTRY = {}
 
 
-def register(name, levels, valid, stochastic=False, description="", discrete=()):
+def register(name: str, levels: Sequence[float], valid: tuple[float, float], stochastic: bool = False,
+             description: str = "", discrete: Sequence[float] = ()) -> Callable:
     """Decorator that registers ``fn(images, level, ctx)`` as perturbation ``name``.
 
     ``fn`` gets a float32 ``[N, H, W, 1]`` tensor and must use TensorFlow ops: it is traced into
@@ -53,7 +55,7 @@ def register(name, levels, valid, stochastic=False, description="", discrete=())
     return decorate
 
 
-def get(name):
+def get(name: str) -> Perturbation:
     """The :class:`Perturbation` called ``name``, or a ``BioflowError`` listing the valid names."""
     return REGISTRY[check_choice(name, REGISTRY, "noise")]
 
@@ -142,7 +144,8 @@ def _check_indices(indices, n):
     return idx.astype(np.int64)
 
 
-def apply(name, images, level, *, seed=0, background=BACKGROUND, indices=None, chunk_bytes=None):
+def apply(name: str, images, level: float, *, seed: int = 0, background: float = BACKGROUND, indices=None,
+          chunk_bytes: int | None = None) -> tf.Tensor:
     """Apply perturbation ``name`` at ``level`` to ``images`` (float32 ``[N, H, W, 1]`` in [0, 1]).
 
     Works for any image size. Batches larger than ``chunk_bytes`` (default :data:`CHUNK_BYTES`)
@@ -174,7 +177,7 @@ def _shareable_empty(shape):
 
 
 @functools.lru_cache(maxsize=512)
-def compiled(name, level, seed, background, height, width):
+def compiled(name: str, level: float, seed: int, background: float, height: int, width: int) -> Callable:
     """``fn(images, indices)``: one traced graph per (perturbation, level, seed, background, image size).
 
     ``images`` are float32 ``[N, height, width, 1]``. It skips ``apply``'s input checks, so it can
@@ -193,7 +196,7 @@ def compiled(name, level, seed, background, height, width):
 
 # -- Gaussian blur, exactly scipy.ndimage.gaussian_filter(mode='constant', cval=bg, truncate=4) ------
 
-def gaussian_weights(sigma, truncate=4.0):
+def gaussian_weights(sigma: float, truncate: float = 4.0) -> np.ndarray:
     """scipy's 1-D Gaussian weights: radius ``int(truncate * sigma + 0.5)``, normalised to sum 1."""
     radius = int(truncate * float(sigma) + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
@@ -415,6 +418,6 @@ class NoiseSuite:
         self.levels = {name: tuple(float(v) for v in (levels or {}).get(name, get(name).levels))
                        for name in self.noises}
 
-    def items(self):
+    def items(self) -> list[tuple[str, tuple[float, ...]]]:
         """``(name, levels)`` pairs in order."""
         return [(name, self.levels[name]) for name in self.noises]

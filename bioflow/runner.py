@@ -1,8 +1,13 @@
 """The training runner: the root ``train`` gin configurable behind ``bioflow train``.
 
-config → strategy → data → model and optimiser (in ``strategy.scope()``) → loop → run directory.
+Its named steps: configure (settings, strategy, seeds) → build (the model, in ``strategy.scope()``)
+→ restore (run state, checkpoint) → prepare the data → fit (the loop, one committed epoch at a
+time) → finalise (model, curves, run.json, evaluation) → publish (the zoo's policy).
 """
+from __future__ import annotations
+
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import pathlib
@@ -19,13 +24,15 @@ import keras
 import tensorflow as tf
 
 import bioflow
-from bioflow import safe_gin
+from bioflow import architecture, safe_gin
+from bioflow import zoo as zoo_lib
 from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, choices, user_message
 from bioflow.evaluate import check_settings, evaluate
 from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.model import build_model
+from bioflow.validation import check_positive_int
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
 from bioflow.training.optimizers import make_optimizer
@@ -77,34 +84,33 @@ def _bound(key):
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def _save_model(model, path):
-    with atomic_path(path) as tmp_path:
-        model.save(tmp_path)
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What ``train`` was asked to do, checked (the output of :func:`configure`)."""
 
-
-def _check_publishable(run, spec, root, clean):
-    """Refuse, before training, a ``publish`` version that the zoo holds for another model."""
-    from bioflow import zoo
-    from bioflow.zoo import naming
-
-    name, version = naming.parse_spec(spec)
-    local = zoo.Zoo(root)
-    this_run = None if clean else zoo.published_as(run, name, root)  # --clean trains a new model
-    if version in local.versions(name) and this_run != version:
-        raise local.taken(name, version)
-
-
-def _publish(run, spec, root):
-    from bioflow import zoo
-    from bioflow.zoo import naming
-
-    name, version = naming.parse_spec(spec)
-    existing = zoo.published_as(run, name, root)
-    if existing is not None:
-        print(f"This run is already in the zoo as {name}@{existing}.")
-        return
-    path = zoo.publish(run, name, None if version == naming.LATEST else version, root)
-    print(f"Published to the zoo: {path}")
+    label: str
+    trial: int
+    seed: int
+    rng_seed: int
+    epochs: int
+    global_batch: int
+    optimizer: str
+    learning_rate: float
+    decay: float
+    plateau: tuple
+    strategy_name: str
+    strategy: tf.distribute.Strategy
+    replicas: int
+    chief: bool
+    mixed_precision: str | None
+    jit_compile: bool
+    tensorboard: bool
+    progress: str | None
+    clean: bool
+    resume: bool
+    skip_test: bool
+    publish: str | None
+    zoo: str | None
 
 
 @gin.configurable(module="bioflow")
@@ -122,7 +128,7 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         optimizer: SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax or Nadam.
         learning_rate, decay: rate ``lr / (1 + decay · step)`` (Keras 2's ``decay``).
         plateau_factor, plateau_patience, min_learning_rate: reduce-on-plateau of ``val_loss``.
-        data: a :class:`DataPipeline` (default: the synthetic data set).
+        data: a :class:`DataPipeline` (default: ``DataPipeline()`` through gin, so its bindings apply).
         strategy: ``'default'``, ``'mirrored'`` or ``'multi_worker'``.
         mixed_precision: None, ``'mixed_float16'`` or ``'mixed_bfloat16'``.
         jit_compile: compile the train and eval steps with XLA.
@@ -136,16 +142,43 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         zoo: the zoo root for ``publish`` (default ``$BIOFLOW_ZOO``, ``./zoo`` in a checkout, or the cache).
     Returns:
         The run directory (a ``pathlib.Path``).
+
+    The steps: :func:`configure`, :func:`build`, then, holding the run's lock, restore (the run's
+    state and checkpoint), fit, finalise (model, curves, run.json, evaluation) and publish.
     """
+    s = configure(label=label, trial=trial, seed=seed, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                  learning_rate=learning_rate, decay=decay,
+                  plateau=(plateau_factor, plateau_patience, min_learning_rate), strategy=strategy,
+                  mixed_precision=mixed_precision, jit_compile=jit_compile, tensorboard=tensorboard,
+                  deterministic_ops=deterministic_ops, clean=clean, resume=resume, skip_test=skip_test,
+                  publish=publish, zoo=zoo, progress=progress)
+    pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
+    model = build(s)
+    run = rundir.run_dir(workdir, label, model.name, trial, seed)
+    if s.chief and publish:
+        zoo_lib.check_publishable(run, publish, zoo, clean)  # a bad name or a taken version fails now
+    # Only the chief writes the run directory, so only the chief locks it; the other workers of a
+    # multi-worker run read the chief's checkpoints.
+    with rundir.locked(run) if s.chief else contextlib.nullcontext():
+        fresh = s.chief and rundir.is_empty(run)  # created now: nothing in it but the lock
+        try:
+            with _disk_space(run):
+                return _train_locked(run, model, pipeline, s)
+        except BaseException:
+            if fresh and not (run / "history.csv").exists():
+                shutil.rmtree(run, ignore_errors=True)  # no epoch was completed: leave nothing behind
+            raise
+
+
+def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precision, deterministic_ops, **rest):
+    """Check the settings, make the strategy and set the process-wide state (precision, seeds)."""
     if mixed_precision not in PRECISIONS:
         raise BioflowError(f"Unknown mixed_precision {mixed_precision!r}; valid values are None, "
                            f"{choices(p for p in PRECISIONS if p)}.")
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("trial", trial)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BioflowError(f"train.{key} must be a positive integer, got {value!r}.")
+        check_positive_int(value, f"train.{key}")
     rundir.check_path_name(label, "The label")
     dist = make_strategy(strategy)
-    chief = is_chief()
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
     rng_seed = trial_seed(seed, trial)
     keras.utils.set_random_seed(rng_seed)
@@ -156,79 +189,92 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         raise BioflowError(f"train.batch_size = {batch_size} is the global batch and must divide evenly over the "
                            f"{replicas} replicas of the {strategy!r} strategy: use a multiple of {replicas}, "
                            f"e.g. {max(replicas, batch_size // replicas * replicas)}.")
-    global_batch = batch_size
-    pipeline = data if data is not None else DataPipeline()
+    return RunSettings(label=label, trial=trial, seed=seed, rng_seed=rng_seed, epochs=epochs, global_batch=batch_size,
+                       strategy_name=strategy, strategy=dist, replicas=replicas, chief=is_chief(),
+                       mixed_precision=mixed_precision, **rest)
 
-    with dist.scope():
+
+def build(s):
+    """The model that ``build_model`` declares, built in the strategy's scope."""
+    with s.strategy.scope():
         model = build_model()
     shape = model.input_shape
     if shape[1] != shape[2] or shape[3] != 1:
         raise BioflowError(f"bioflow trains on square one-channel images; the model's input is {shape[1:]}.")
-    run = rundir.run_dir(workdir, label, model.name, trial, seed)
-    if chief and publish:
-        _check_publishable(run, publish, zoo, clean)  # a bad name or a taken version fails now, not after training
-    # Only the chief writes the run directory, so only the chief locks it; the other workers of a
-    # multi-worker run read the chief's checkpoints.
-    with rundir.locked(run) if chief else contextlib.nullcontext():
-        fresh = chief and rundir.is_empty(run)  # created now: nothing in it but the lock
-        try:
-            with _disk_space(run):
-                return _train_locked(run, model, pipeline, chief, dict(
-                    label=label, trial=trial, seed=seed, rng_seed=rng_seed, epochs=epochs, batch_size=batch_size,
-                    optimizer=optimizer, learning_rate=learning_rate, decay=decay,
-                    plateau=(plateau_factor, plateau_patience, min_learning_rate), dist=dist,
-                    mixed_precision=mixed_precision, jit_compile=jit_compile, strategy=strategy,
-                    replicas=replicas, global_batch=global_batch, tensorboard=tensorboard, progress=progress,
-                    clean=clean, resume=resume, skip_test=skip_test, publish=publish, zoo=zoo))
-        except BaseException:
-            if fresh and not (run / "history.csv").exists():
-                shutil.rmtree(run, ignore_errors=True)  # no epoch was completed: leave nothing behind
-            raise
+    return model
 
 
-def _train_locked(run, model, pipeline, chief, s):
-    """Everything ``train`` does once it holds the run's lock; ``s`` holds its settings."""
+def _train_locked(run, model, pipeline, s):
+    """The steps ``train`` takes once it holds the run's lock."""
+    state, latest = restore_state(run, s)
+    if state.get("status") == "complete" and not (s.resume and s.epochs > state.get("epochs_completed", 0)):
+        print(f"Run {run} is already complete ({state.get('epochs_completed')} epochs); "
+              "pass --clean to start over, or --resume with more epochs to continue.")
+        if s.chief and not s.skip_test and not (run / "results" / "robustness.json").is_file():
+            evaluate(run, data=pipeline)  # an earlier evaluation failed or was interrupted
+        publish_run(run, s)
+        return run
+    history = rundir.committed_history(run, _checkpoint_epochs(latest)) if s.chief else []
+    if s.chief and not s.skip_test:
+        check_settings()  # a wrong CIFAR-10G folder fails now, not after training
+    stats = prepare_data(model, pipeline, fold_weights=not latest)
+    trainer = make_trainer(model, pipeline, s)
+    started = time.time()
+    history = fit(run, trainer, pipeline, model, stats, state, history, latest, s)
+    if not s.chief:
+        return run
+    finalise(run, model, pipeline, history, time.time() - started, s)
+    publish_run(run, s)
+    return run
+
+
+def restore_state(run, s):
+    """``(run.json state, latest checkpoint or None)``; ``--clean`` empties the run first.
+
+    A run with a checkpoint, or a complete one, continues only with the bindings it was trained with.
+    """
     state = rundir.read_json(run / "run.json") or {}
-    if s["clean"] and chief:
+    if s.clean and s.chief:
         rundir.clear(run)
         state = {}
     latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
     complete = state.get("status") == "complete"
-    if chief and (latest or complete):
-        _check_same_config(run, epochs_may_change=s["resume"] or complete)
-    if complete and not (s["resume"] and s["epochs"] > state.get("epochs_completed", 0)):
-        print(f"Run {run} is already complete ({state.get('epochs_completed')} epochs); "
-              "pass --clean to start over, or --resume with more epochs to continue.")
-        if chief and not s["skip_test"] and not (run / "results" / "robustness.json").is_file():
-            evaluate(run, data=pipeline)  # an earlier evaluation failed or was interrupted
-        if chief and s["publish"]:
-            _publish(run, s["publish"], s["zoo"])
-        return run
-    history = rundir.committed_history(run, _checkpoint_epochs(latest)) if chief else []
-    if chief and not s["skip_test"]:
-        check_settings()  # a wrong CIFAR-10G folder fails now, not after training
+    if s.chief and (latest or complete):
+        _check_same_config(run, epochs_may_change=s.resume or complete)
+    return state, latest
 
+
+def prepare_data(model, pipeline, fold_weights):
+    """Load the data at the model's input size and fix the statistics; fold them into pretrained weights."""
     stats = pipeline.prepare(model.input_shape[1])
     if pipeline.n_classes != model.output_shape[-1]:
         raise BioflowError(f"The data set {stats['dataset']!r} has {pipeline.n_classes} classes but the model's "
                            f"head has {model.output_shape[-1]}: set build_model.classes = {pipeline.n_classes}.")
     weights = _bound("build_model.weights")
-    if weights and not latest:  # a resumed run restores its (already folded) weights from the checkpoint
+    if weights and fold_weights:  # a resumed run restores its (already folded) weights from the checkpoint
         if stats["normalisation"] == "featurewise":
             fold_input_normalisation(model, weights, stats["mean"], stats["std"])
         else:
             print("Note: samplewise normalisation cannot be folded into the pretrained first layer; it keeps "
                   "its ImageNet weights as they are.", flush=True)
-    steps = pipeline.splits.n_train // s["global_batch"]
-    if steps == 0:
-        raise BioflowError(f"The global batch of {s['global_batch']} images (train.batch_size) is larger than the "
+    return stats
+
+
+def make_trainer(model, pipeline, s):
+    """The optimiser and the distributed loop, made in the strategy's scope."""
+    if pipeline.splits.n_train // s.global_batch == 0:
+        raise BioflowError(f"The global batch of {s.global_batch} images (train.batch_size) is larger than the "
                            f"training set of {pipeline.splits.n_train} images; lower train.batch_size.")
-    with s["dist"].scope():
-        opt, base_rate = make_optimizer(s["optimizer"], s["learning_rate"], s["decay"],
-                                        s["mixed_precision"] == "mixed_float16")
-        trainer = Trainer(s["dist"], model, opt, base_rate, s["global_batch"], plateau=s["plateau"],
-                          jit_compile=s["jit_compile"])
-    return _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, dict(s, steps=steps))
+    with s.strategy.scope():
+        opt, base_rate = make_optimizer(s.optimizer, s.learning_rate, s.decay, s.mixed_precision == "mixed_float16")
+        return Trainer(s.strategy, model, opt, base_rate, s.global_batch, plateau=s.plateau,
+                       jit_compile=s.jit_compile)
+
+
+def publish_run(run, s):
+    """Publish a finished run when ``train.publish`` asks (the zoo's policy: once per name)."""
+    if s.chief and s.publish:
+        print(zoo_lib.publish_once(run, s.publish, s.zoo)[1])
 
 
 def _checkpoint_epochs(latest):
@@ -299,9 +345,9 @@ def _mark_stopped(run, err):
                                                      error=user_message(err)))
 
 
-def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, settings):
-    """Restore the checkpoint, train the remaining epochs, then finalise, evaluate and publish."""
-    s = settings
+def fit(run, trainer, pipeline, model, stats, state, history, latest, s):
+    """Restore the checkpoint and train the remaining epochs, committing each one; returns the history."""
+    chief = s.chief
     ckpt_dir = run / "checkpoints" if chief else pathlib.Path(tempfile.mkdtemp(prefix=f"bioflow_{worker_id()}_"))
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=2)
     start_epoch = 0
@@ -310,17 +356,15 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
         start_epoch = int(trainer.epoch.numpy())
         print(f"Resuming {run.name} from epoch {start_epoch + 1} (checkpoint {pathlib.Path(latest).name}, "
               f"{start_epoch} epochs completed).", flush=True)
-
-    started = time.time()
     if chief:
         atomic_write(run / "operative_config.gin", gin.operative_config_str())
         write_json(run / "run.json", dict(
             {k: v for k, v in state.items() if k != "error"}, status="running", model=model.name,
-            label=s["label"], trial=s["trial"], seed=s["seed"], rng_seed=s["rng_seed"],
-            weights=_bound("build_model.weights"), epochs=s["epochs"], epochs_completed=start_epoch, data=stats,
-            strategy=s["strategy"], replicas=s["replicas"], global_batch=s["global_batch"], versions=_versions(),
-            git_commit=git_commit()))
-    writer = tf.summary.create_file_writer(str(run / "logs")) if s["tensorboard"] and chief else None
+            label=s.label, trial=s.trial, seed=s.seed, rng_seed=s.rng_seed, weights=_bound("build_model.weights"),
+            architecture=architecture.of(model).to_dict(), epochs=s.epochs, epochs_completed=start_epoch,
+            data=stats, strategy=s.strategy_name, replicas=s.replicas, global_batch=s.global_batch,
+            versions=_versions(), git_commit=git_commit()))
+    writer = tf.summary.create_file_writer(str(run / "logs")) if s.tensorboard and chief else None
 
     def on_epoch_end(row):
         history.append(row)
@@ -341,10 +385,9 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        trainer.fit(lambda e: pipeline.train_dataset(s["global_batch"], e, s["rng_seed"]),
-                    lambda e: pipeline.validation_dataset(s["global_batch"], e, s["rng_seed"]), s["epochs"], s["steps"],
-                    on_epoch_end,
-                    progress=s["progress"])
+        trainer.fit(lambda e: pipeline.train_dataset(s.global_batch, e, s.rng_seed),
+                    lambda e: pipeline.validation_dataset(s.global_batch, e, s.rng_seed), s.epochs,
+                    pipeline.splits.n_train // s.global_batch, on_epoch_end, progress=s.progress)
     except BaseException as err:
         if chief:
             _mark_stopped(run, err)
@@ -352,27 +395,28 @@ def _fit(run, trainer, pipeline, model, stats, state, history, latest, chief, se
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
     if not chief:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-        return run
-    _save_model(model, run / "model.keras")
-    rundir.plot_learning_curves(run / "learning_curves.png", history, f"{s['label']}: {model.name}")
+    return history
+
+
+def finalise(run, model, pipeline, history, seconds, s):
+    """Save the model and learning curves, mark the run complete, and evaluate it (unless skipped)."""
+    with atomic_path(run / "model.keras") as tmp_path:
+        model.save(tmp_path)
+    rundir.plot_learning_curves(run / "learning_curves.png", history, f"{s.label}: {model.name}")
     final = history[-1] if history else {}
     summary = rundir.read_json(run / "run.json")
-    summary.update(status="complete", epochs=s["epochs"], epochs_completed=len(history),
-                   seconds=summary.get("seconds", 0.0) + time.time() - started,
+    summary.update(status="complete", epochs=s.epochs, epochs_completed=len(history),
+                   seconds=summary.get("seconds", 0.0) + seconds,
                    final={k: final.get(k) for k in rundir.HISTORY_COLUMNS if k != "epoch"},
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     write_json(run / "run.json", summary)
-    if not s["skip_test"]:
+    if not s.skip_test:
         evaluate(run, data=pipeline)
     atomic_write(run / "operative_config.gin", gin.operative_config_str())
     print(f"\nRun complete: {run}\n"
           f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
-          + ("" if s["skip_test"] else ", results/")
-          + (", logs/" if writer is not None else "")
+          + ("" if s.skip_test else ", results/")
+          + (", logs/" if s.tensorboard else "")
           + f"\n  final val_accuracy {final.get('val_accuracy', float('nan')):.4f} after {len(history)} epochs")
-    if s["publish"]:
-        _publish(run, s["publish"], s["zoo"])
-    return run

@@ -1,9 +1,5 @@
 """A model's layer table and parameter totals, as text or as a JSON-ready dict."""
-import numpy as np
-
-
-def _count(weights):
-    return int(sum(np.prod(w.shape) for w in weights))
+from bioflow.architecture import count_weights, parameter_counts
 
 
 def _shape(layer):
@@ -20,12 +16,9 @@ def model_summary(model):
     Each layer row has ``name``, ``class``, ``output_shape``, ``params`` and ``trainable``.
     """
     layers = [dict(name=layer.name, **{"class": type(layer).__name__}, output_shape=_shape(layer),
-                   params=_count(layer.weights), trainable=bool(layer.trainable))
+                   params=count_weights(layer.weights), trainable=bool(layer.trainable))
               for layer in model.layers]
-    trainable = _count(model.trainable_weights)
-    non_trainable = _count(model.non_trainable_weights)
-    return dict(name=model.name, total_params=trainable + non_trainable, trainable_params=trainable,
-                non_trainable_params=non_trainable, layers=layers)
+    return dict(name=model.name, **parameter_counts(model), layers=layers)
 
 
 def format_summary(summary):

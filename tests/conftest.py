@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import gin  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import TINY_RUN, TINY_TRAIN  # noqa: E402
+from helpers import EVALUATE_SMALL, TINY_TRAIN, writable_copy  # noqa: E402
 
 
 def pytest_collection_modifyitems(items):
@@ -29,19 +29,29 @@ def tiny_bindings():
 
 @pytest.fixture(scope="session")
 def tiny_entry(tmp_path_factory):
-    """``(run_dir, zoo_root)``: a tiny run, trained, evaluated on a small suite and published as ``tiny@1.0.0``.
+    """``(run_dir, zoo_root)``: the session's one trained tiny run (the quickstart's Gabor VGG-16,
+    label ``pair``), evaluated on a small suite and published by ``train.publish`` as ``tiny@1.0.0``.
 
-    Shared by the test session: copy it before changing it.
+    Shared by the whole session: copy it before changing it (:func:`tiny_run`, :func:`zoo_copy`).
     """
     from bioflow import config
     from bioflow.runner import train
 
     root = tmp_path_factory.mktemp("tiny_zoo")
-    config.parse(["quickstart"], list(TINY_RUN) + [
-        "train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",
-        "NoiseSuite.noises = ['uniform', 'contrast']",
-        "NoiseSuite.levels = {'uniform': [0.0, 0.5, 1.0], 'contrast': [1.0, 0.1, 0.01]}",
-        "train.publish = 'tiny'", f"train.zoo = '{root}'"])
-    run = train(workdir=str(tmp_path_factory.mktemp("tiny_runs")), label="tiny")
+    config.parse(["quickstart"], list(TINY_TRAIN) + EVALUATE_SMALL + ["train.publish = 'tiny'",
+                                                                     f"train.zoo = '{root}'"])
+    run = train(workdir=str(tmp_path_factory.mktemp("tiny_runs")), label="pair")
     gin.clear_config()
     return run, root
+
+
+@pytest.fixture
+def tiny_run(tiny_entry, tmp_path):
+    """A private copy of the session's trained run directory."""
+    return writable_copy(tiny_entry[0], tmp_path / "tiny_run")
+
+
+@pytest.fixture
+def zoo_copy(tiny_entry, tmp_path):
+    """A private, writable copy of the session's zoo (``tiny@1.0.0``)."""
+    return writable_copy(tiny_entry[1], tmp_path / "zoo")

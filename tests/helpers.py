@@ -1,6 +1,8 @@
 """What several test modules share: paths, tiny bindings, expected counts. (Not a test module.)"""
 import os
 import pathlib
+import shutil
+import stat
 
 import pytest
 
@@ -24,6 +26,11 @@ TINY_RUN = (
 )
 #: The tiny run's bindings without the evaluation (which has its own tests, test_evaluate.py).
 TINY_TRAIN = [*TINY_RUN, "train.skip_test = True"]
+#: The small evaluation of the session's trained run (and of the report tests' second model).
+EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",
+                  "NoiseSuite.noises = ['uniform', 'contrast', 'high_pass']",
+                  "NoiseSuite.levels = {'uniform': [0.0, 0.5, 1.0], 'contrast': [1.0, 0.1, 0.01], "
+                  "'high_pass': [100.0, 10.0, 1.0]}"]
 #: The environment of bioflow subprocesses: quiet TensorFlow, unbuffered output.
 SUBPROCESS_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
 
@@ -56,3 +63,11 @@ SEED_COUNTS = {  # (trainable, non-trainable), computed from the architecture in
     "vgg16_rc": (convlstm(63, 1, 24) + vgg16_after_first_conv(24), 0),
     "vgg16_rib_rc": (RETINA_N2 + convlstm(63, 2, 24) + vgg16_after_first_conv(24), 0),
 }
+
+
+def writable_copy(src, dst):
+    """Copy a folder of read-only zoo files so that a test may change it."""
+    shutil.copytree(src, dst)
+    for path in dst.rglob("*"):
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return dst

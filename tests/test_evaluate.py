@@ -18,12 +18,6 @@ from helpers import CIFAR10G, TINY_TRAIN, needs_cifar10g
 SMALL_SUITE = {"uniform": [0.0, 0.5, 1.0], "contrast": [1.0, 0.1, 0.01], "rotation": [0, 90, 180, 270]}
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    config.parse(["quickstart"], TINY_TRAIN + ["train.skip_test = True"])
-    return train(workdir=str(tmp_path_factory.mktemp("runs")))
-
-
 def small_suite():
     return noise.NoiseSuite(noises=list(SMALL_SUITE), levels=SMALL_SUITE)
 

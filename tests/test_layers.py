@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bioflow.components import (BLTRecurrentBlock, DoG, FilterBankConv, Gabor, LowPass, OneStepConvLSTM2D)
+from bioflow.components import BLTRecurrentBlock, Combined, DoG, FilterBankConv, Gabor, LowPass, OneStepConvLSTM2D
 from bioflow.errors import BioflowError
 
 SMALL_GABOR = Gabor(ksize=15, sigmas=[3.0])
@@ -64,8 +64,14 @@ def test_internal_noise_only_in_training():
 
 
 def test_filterbank_conv_rejects_combined_and_bad_method():
-    with pytest.raises(BioflowError, match="Gabor, DoG or LowPass"):
+    with pytest.raises(BioflowError, match=r"single-stage bank \((.*, )?'DoG', 'Gabor' or 'LowPass'\)"):
         FilterBankConv("gabor")
+    with pytest.raises(BioflowError, match="single-stage bank"):
+        FilterBankConv(Combined())
+    with pytest.raises(BioflowError, match="'Combined' is not a single-stage filter bank"):  # a saved config
+        FilterBankConv({"class_name": "Combined", "config": {}})
+    with pytest.raises(BioflowError, match="Unknown filter bank class 'os.system'"):
+        FilterBankConv({"class_name": "os.system", "config": {}})
     with pytest.raises(BioflowError, match="'auto', 'direct' or 'fft'"):
         FilterBankConv(SMALL_GABOR, method="cuda")
 

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from bioflow import config
+from bioflow import architecture, config
 from bioflow.bases import imagenet
 from bioflow.components import Combined, Gabor, RetinalBottleneck
 from bioflow.errors import BioflowError
@@ -19,6 +19,8 @@ def test_seed_network_parameter_counts(name):
     frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert (trainable, frozen) == SEED_COUNTS[name]
     assert model.input_shape == (None, 224, 224, 1) and model.output_shape == (None, 10)
+    recorded = architecture.of(model).parameters  # what run.json and the zoo card carry
+    assert (recorded["trainable_params"], recorded["non_trainable_params"]) == SEED_COUNTS[name]
 
 
 def test_vgg16_rib_rc_layer_names_show_the_biology():

@@ -1,7 +1,6 @@
 """Robustness reports: the tidy tables behind each chart, and the page in a real headless Chromium."""
 import json
 import shutil
-import stat
 
 import numpy as np
 import pandas as pd
@@ -14,34 +13,28 @@ from bioflow.components.filterbanks import bank_from_config
 from bioflow.errors import BioflowError
 from bioflow.report import build_report, collect
 from bioflow.runner import train
-from helpers import TINY_TRAIN
+from helpers import EVALUATE_SMALL, TINY_TRAIN, writable_copy
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",
-                  "NoiseSuite.noises = ['uniform', 'contrast', 'high_pass']",
-                  "NoiseSuite.levels = {'uniform': [0.0, 0.5, 1.0], 'contrast': [1.0, 0.1, 0.01], "
-                  "'high_pass': [100.0, 10.0, 1.0]}"]
 CHART_IDS = ("perturbation", "auc_heatmap", "auc_ratio", "learning_curves")
 
 
 @pytest.fixture(scope="module")
-def two_models(tmp_path_factory):
-    """A zoo with a tiny Gabor VGG-16 and a tiny Original VGG-16, trained, evaluated and published."""
+def two_models(tiny_entry, tmp_path_factory):
+    """A zoo with a tiny Gabor VGG-16 (the session's run) and a tiny Original VGG-16, both evaluated
+    on the same small suite and published, as ``gabor`` and ``original``, under the label ``pair``."""
     root = tmp_path_factory.mktemp("zoo")
-    workdir = tmp_path_factory.mktemp("runs")
-    for gin_file, name in (("quickstart", "gabor"), ("quickstart_original", "original")):
-        config.parse([gin_file], TINY_TRAIN + EVALUATE_SMALL + [f"train.publish = '{name}'", f"train.zoo = '{root}'"])
-        train(workdir=str(workdir), label="pair")
+    zoo.publish(tiny_entry[0], "gabor", root=root)
+    config.parse(["quickstart_original"], TINY_TRAIN + EVALUATE_SMALL + ["train.publish = 'original'",
+                                                                        f"train.zoo = '{root}'"])
+    train(workdir=str(tmp_path_factory.mktemp("runs")), label="pair")
     return root
 
 
 @pytest.fixture
-def zoo_copy(two_models, tmp_path):
-    root = tmp_path / "zoo"
-    shutil.copytree(two_models, root)
-    for path in root.rglob("*"):
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    return root
+def pair_copy(two_models, tmp_path):
+    """A private, writable copy of the two-model zoo."""
+    return writable_copy(two_models, tmp_path / "zoo")
 
 
 def test_tables_behind_the_charts(two_models):
@@ -71,9 +64,9 @@ def test_tables_behind_the_charts(two_models):
     assert any("not the CIFAR-10 classes" in p for p in data.problems)
 
 
-def test_trials_give_mean_and_confidence_band(zoo_copy):
+def test_trials_give_mean_and_confidence_band(pair_copy):
     """A second trial of the Gabor model (a copy with lower accuracies) is averaged with the first."""
-    first, second = zoo_copy / "gabor" / "1.0.0", zoo_copy / "gabor" / "2.0.0"
+    first, second = pair_copy / "gabor" / "1.0.0", pair_copy / "gabor" / "2.0.0"
     shutil.copytree(first, second)
     card = json.loads((second / "card.json").read_text())
     card["version"], card["run"]["trial"] = "2.0.0", 2
@@ -82,7 +75,7 @@ def test_trials_give_mean_and_confidence_band(zoo_copy):
     table["Accuracy"] = table["Accuracy"] * 0.5
     table["Trial"] = 2
     table.to_csv(second / "results" / "perturbation.csv", index=False)
-    data = collect.collect(zoo_copy, specs=["gabor@1.0.0", "gabor@2.0.0", "original"])
+    data = collect.collect(pair_copy, specs=["gabor@1.0.0", "gabor@2.0.0", "original"])
     assert list(zip(data.models["Name"], data.models["Version"], data.models["Trials"])) == [
         ("gabor", "1.0.0", 2), ("gabor", "2.0.0", 2), ("original", "1.0.0", 1)]
     row = data.curves[(data.curves["Model"] == "vgg16_gabor") & (data.curves["Noise"] == "uniform")
@@ -95,7 +88,7 @@ def test_trials_give_mean_and_confidence_band(zoo_copy):
     assert len(data.aucs[data.aucs["Model"] == "vgg16_gabor"]) == 2 * 3  # per trial and noise
 
 
-def test_generalisation_bars_over_trials(zoo_copy, tmp_path):
+def test_generalisation_bars_over_trials(pair_copy, tmp_path):
     """CIFAR-10G rows of two trials (written here) give mean bars with 95% error bars, normal and inverted."""
     import vl_convert
 
@@ -103,9 +96,9 @@ def test_generalisation_bars_over_trials(zoo_copy, tmp_path):
     from bioflow.evaluate import GENERALISATION_COLUMNS
 
     for version, trial, offset in (("1.0.0", 1, 0.0), ("2.0.0", 2, 0.1)):
-        folder = zoo_copy / "gabor" / version
+        folder = pair_copy / "gabor" / version
         if version != "1.0.0":
-            shutil.copytree(zoo_copy / "gabor" / "1.0.0", folder)
+            shutil.copytree(pair_copy / "gabor" / "1.0.0", folder)
         card = json.loads((folder / "card.json").read_text())
         card["version"], card["run"]["trial"] = version, trial
         card["data"]["classes"] = list(CIFAR10_CLASSES)
@@ -116,7 +109,7 @@ def test_generalisation_bars_over_trials(zoo_copy, tmp_path):
                 for kind in ("line_drawings", "silhouettes", "contours") for inv in (False, True)]
         pd.DataFrame(rows, columns=GENERALISATION_COLUMNS).to_csv(folder / "results" / "generalisation.csv",
                                                                   index=False)
-    data = collect.collect(zoo_copy, specs=["gabor@1.0.0", "gabor@2.0.0"])
+    data = collect.collect(pair_copy, specs=["gabor@1.0.0", "gabor@2.0.0"])
     bars = data.generalisation.set_index(["Type", "Inverted"])
     assert len(bars) == 6 and (bars["Trials"] == 2).all()
     mean, half = metrics.mean_ci([0.5, 0.6])
@@ -156,9 +149,9 @@ def test_kernels_are_the_banks_the_networks_used(two_models):
     assert collect.kernels(original) == {}
 
 
-def test_entry_missing_results_is_named_and_the_rest_renders(zoo_copy, tmp_path):
-    shutil.rmtree(zoo_copy / "original" / "1.0.0" / "results")
-    data = build_report(tmp_path / "report.html", zoo_copy, all_entries=True)
+def test_entry_missing_results_is_named_and_the_rest_renders(pair_copy, tmp_path):
+    shutil.rmtree(pair_copy / "original" / "1.0.0" / "results")
+    data = build_report(tmp_path / "report.html", pair_copy, all_entries=True)
     assert "original@1.0.0: no results/perturbation.csv, so it has no perturbation curves or AUCs." in data.problems
     assert any("reference model vgg16_original (base vgg16) has no perturbation results" in p
                for p in data.problems)

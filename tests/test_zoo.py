@@ -12,38 +12,18 @@ import time
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from bioflow import config, zoo
+from bioflow import architecture, config, zoo
 from bioflow.cli import main
 from bioflow.errors import BioflowError
 from bioflow.runner import train
+from bioflow.training import rundir
 from bioflow.zoo import naming
-from helpers import SUBPROCESS_ENV, TINY_TRAIN
+from helpers import EVALUATE_SMALL, SUBPROCESS_ENV, TINY_TRAIN
 from zoo_http import ModelKerasHandler, QuietHandler, serve
-
-EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32",
-                  "NoiseSuite.noises = ['uniform', 'invert']"]
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """A tiny trained and evaluated run, published by ``train.publish`` into a fresh zoo."""
-    root = tmp_path_factory.mktemp("zoo")
-    config.parse(["quickstart"], TINY_TRAIN + EVALUATE_SMALL + ["train.publish = 'tiny'", f"train.zoo = '{root}'"])
-    run = train(workdir=str(tmp_path_factory.mktemp("runs")))
-    return run, root
-
-
-@pytest.fixture
-def zoo_copy(published, tmp_path):
-    """A writable copy of the published zoo, for tests that change it."""
-    root = tmp_path / "zoo"
-    shutil.copytree(published[1], root)
-    for path in root.rglob("*"):
-        path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    return root
 
 
 class TruncatingHandler(ModelKerasHandler):
@@ -146,8 +126,8 @@ def test_repository_catalogue_lists_only_existing_entries():
 
 # -- publish ---------------------------------------------------------------------------------------
 
-def test_train_publishes_with_a_complete_card(published):
-    run, root = published
+def test_train_publishes_with_a_complete_card(tiny_entry):
+    run, root = tiny_entry
     entry = root / "tiny" / "1.0.0"
     card = json.loads((entry / "card.json").read_text())
     run_info = json.loads((run / "run.json").read_text())
@@ -166,7 +146,7 @@ def test_train_publishes_with_a_complete_card(published):
     bank = arch["filter_bank"]["v1_gabor"]
     assert bank["trainable"] is False and bank["filter_bank"]["class_name"] == "Gabor"
     assert card["metrics"]["clean_accuracy"] == robustness["clean_accuracy"]
-    assert set(card["metrics"]["auc"]) == {"uniform", "invert"}
+    assert set(card["metrics"]["auc"]) == {"uniform", "contrast", "high_pass"}
     expected = {"model.keras", "operative_config.gin", "history.csv", "results/perturbation.csv",
                 "results/generalisation.csv", "results/robustness.json"}
     assert expected <= set(card["files"])
@@ -178,16 +158,16 @@ def test_train_publishes_with_a_complete_card(published):
     assert catalogue["entries"]["tiny"]["versions"]["1.0.0"]["card"]["sha256"] == sha(entry / "card.json")
 
 
-def test_rerun_with_publish_does_not_duplicate(published, capsys):
-    run, root = published
+def test_rerun_with_publish_does_not_duplicate(tiny_entry, capsys):
+    run, root = tiny_entry
     config.parse(["quickstart"], TINY_TRAIN + EVALUATE_SMALL + ["train.publish = 'tiny'", f"train.zoo = '{root}'"])
-    train(workdir=str(run.parents[1]))
+    train(workdir=str(run.parents[1]), label="pair")
     assert "already in the zoo as tiny@1.0.0" in capsys.readouterr().out
     assert zoo.Zoo(root).versions("tiny") == ["1.0.0"]
 
 
-def test_train_refuses_a_taken_version_before_training(published, tmp_path):
-    _, root = published
+def test_train_refuses_a_taken_version_before_training(tiny_entry, tmp_path):
+    _, root = tiny_entry
     config.parse(["quickstart"], TINY_TRAIN + ["train.publish = 'tiny@1.0.0'", f"train.zoo = '{root}'"])
     with pytest.raises(BioflowError, match="tiny@1.0.0 is already in the zoo"):
         train(workdir=str(tmp_path))
@@ -197,8 +177,8 @@ def test_train_refuses_a_taken_version_before_training(published, tmp_path):
         train(workdir=str(tmp_path))
 
 
-def test_publishing_an_existing_version_is_refused(published, zoo_copy):
-    run, _ = published
+def test_publishing_an_existing_version_is_refused(tiny_entry, zoo_copy):
+    run, _ = tiny_entry
     result = CliRunner().invoke(main, ["zoo", "publish", str(run), "--name", "tiny", "--version", "1.0.0",
                                        "--zoo", str(zoo_copy)])
     assert result.exit_code == 2
@@ -213,8 +193,8 @@ def test_publishing_an_existing_version_is_refused(published, zoo_copy):
         local.resolve("tiny@2.0.0")
 
 
-def test_publishing_an_unfinished_run_is_refused(published, tmp_path):
-    run, _ = published
+def test_publishing_an_unfinished_run_is_refused(tiny_entry, tmp_path):
+    run, _ = tiny_entry
     broken = tmp_path / "run"
     shutil.copytree(run, broken)
     info = json.loads((broken / "run.json").read_text())
@@ -240,8 +220,8 @@ CONCURRENT_PUBLISHER = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("version", ["auto", "1.0.0"])
-def test_two_processes_publishing_at_once_leave_a_consistent_zoo(published, tmp_path, version):
-    run, _ = published
+def test_two_processes_publishing_at_once_leave_a_consistent_zoo(tiny_entry, tmp_path, version):
+    run, _ = tiny_entry
     root = tmp_path / "zoo"
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_PUBLISHER, str(run), str(root), version,
@@ -273,8 +253,8 @@ def test_two_processes_publishing_at_once_leave_a_consistent_zoo(published, tmp_
 
 # -- list, show, verify --------------------------------------------------------------------------
 
-def test_list_and_show(published):
-    _, root = published
+def test_list_and_show(tiny_entry):
+    _, root = tiny_entry
     result = CliRunner().invoke(main, ["zoo", "list", "--zoo", str(root)])
     assert result.exit_code == 0, result.output
     assert "tiny" in result.output and "1.0.0 (latest)" in result.output and "gabor" in result.output
@@ -311,8 +291,8 @@ def test_verify_detects_an_edited_card_and_extra_files(zoo_copy):
 
 # -- export, pull, load ----------------------------------------------------------------------------
 
-def test_pull_over_http_then_load_predicts_like_the_published_model(published, tmp_path):
-    run, root = published
+def test_pull_over_http_then_load_predicts_like_the_published_model(tiny_entry, tmp_path):
+    run, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     index = json.loads((remote / "index.json").read_text())
     assert index["entries"]["tiny"]["latest"] == "1.0.0"
@@ -332,16 +312,16 @@ def test_pull_over_http_then_load_predicts_like_the_published_model(published, t
     assert card["version"] == "1.0.0"
 
 
-def test_load_pulls_from_the_environment_remote(published, tmp_path, monkeypatch):
-    _, root = published
+def test_load_pulls_from_the_environment_remote(tiny_entry, tmp_path, monkeypatch):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     monkeypatch.setenv("BIOFLOW_ZOO_REMOTE", str(remote))  # a folder is a remote too
     model, card = zoo.load("tiny@1.0.0", root=tmp_path / "fresh")
     assert card["name"] == "tiny" and model.output_shape[-1] == 10
 
 
-def test_pull_remote_from_gin(published, tmp_path):
-    _, root = published
+def test_pull_remote_from_gin(tiny_entry, tmp_path):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     result = CliRunner().invoke(main, ["zoo", "pull", "tiny", "--gin-param", f"pull.remote = '{remote}'",
                                        "--zoo", str(tmp_path / "fresh")])
@@ -352,8 +332,8 @@ def test_pull_remote_from_gin(published, tmp_path):
     assert result.exit_code == 2 and "No remote zoo given" in result.output
 
 
-def test_tampered_file_fails_the_pull_and_leaves_nothing(published, tmp_path):
-    _, root = published
+def test_tampered_file_fails_the_pull_and_leaves_nothing(tiny_entry, tmp_path):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     flip_byte(remote / "tiny" / "1.0.0" / "results" / "robustness.json", offset=5)
     local_root = tmp_path / "fresh"
@@ -363,8 +343,8 @@ def test_tampered_file_fails_the_pull_and_leaves_nothing(published, tmp_path):
     assert_nothing_installed(local_root)
 
 
-def test_truncated_response_fails_cleanly(published, tmp_path):
-    _, root = published
+def test_truncated_response_fails_cleanly(tiny_entry, tmp_path):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     local_root = tmp_path / "fresh"
     with serve(remote, TruncatingHandler) as url:
@@ -374,8 +354,8 @@ def test_truncated_response_fails_cleanly(published, tmp_path):
 
 
 @pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://{host}{path}"])
-def test_redirect_to_another_scheme_is_refused(published, tmp_path, target):
-    _, root = published
+def test_redirect_to_another_scheme_is_refused(tiny_entry, tmp_path, target):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     handler = type("Redirect", (SchemeRedirectHandler,), {"target": target})
     with serve(remote, handler) as url:
@@ -384,8 +364,8 @@ def test_redirect_to_another_scheme_is_refused(published, tmp_path, target):
     assert_nothing_installed(tmp_path / "fresh")
 
 
-def test_download_larger_than_declared_is_cut_off(published, tmp_path):
-    _, root = published
+def test_download_larger_than_declared_is_cut_off(tiny_entry, tmp_path):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     card_path = remote / "tiny" / "1.0.0" / "card.json"
     card = json.loads(card_path.read_text())
@@ -397,8 +377,8 @@ def test_download_larger_than_declared_is_cut_off(published, tmp_path):
     assert_nothing_installed(tmp_path / "fresh")
 
 
-def test_index_entry_trying_parent_paths_is_refused(published, tmp_path):
-    _, root = published
+def test_index_entry_trying_parent_paths_is_refused(tiny_entry, tmp_path):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     index = json.loads((remote / "index.json").read_text())
     index["entries"]["../evil"] = index["entries"]["tiny"]
@@ -409,8 +389,8 @@ def test_index_entry_trying_parent_paths_is_refused(published, tmp_path):
     assert not (tmp_path / "evil").exists()
 
 
-def test_card_file_trying_parent_paths_is_refused(published, tmp_path):
-    _, root = published
+def test_card_file_trying_parent_paths_is_refused(tiny_entry, tmp_path):
+    _, root = tiny_entry
     remote = exported(root, tmp_path / "remote")
     card_path = remote / "tiny" / "1.0.0" / "card.json"
     card = json.loads(card_path.read_text())
@@ -447,8 +427,8 @@ def test_export_refuses_a_corrupt_entry(zoo_copy, tmp_path):
 
 # -- evaluate --zoo ----------------------------------------------------------------------------------
 
-def test_evaluate_a_zoo_entry(published, tmp_path):
-    _, root = published
+def test_evaluate_a_zoo_entry(tiny_entry, tmp_path):
+    _, root = tiny_entry
     out = tmp_path / "eval"
     result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny@1.0.0", "--zoo-root", str(root), "--out", str(out),
                                        "--n-images", "32", "--gin-param", "NoiseSuite.noises = ['invert']"])
@@ -462,8 +442,8 @@ def test_evaluate_a_zoo_entry(published, tmp_path):
     assert result.exit_code == 2 and "either a run directory or --zoo" in result.output
 
 
-def test_no_pickles_or_lambda_layers_in_an_entry(published):
-    _, root = published
+def test_no_pickles_or_lambda_layers_in_an_entry(tiny_entry):
+    _, root = tiny_entry
     entry = root / "tiny" / "1.0.0"
     assert not [p for p in entry.rglob("*") if p.suffix in (".pkl", ".pickle", ".npy", ".h5")]
     import zipfile
@@ -471,3 +451,52 @@ def test_no_pickles_or_lambda_layers_in_an_entry(published):
     with zipfile.ZipFile(entry / "model.keras") as archive:
         model_config = archive.read("config.json").decode()
     assert "Lambda" not in model_config and "TFOpLambda" not in model_config
+
+
+# -- entries and runs from before the architecture record (bioflow 0.1) ------------------------------
+
+OLD_ARCHITECTURE_KEYS = ("base", "convolution", "bottleneck", "recurrence", "filter_bank", "bottleneck_layers",
+                         "recurrence_layers")
+
+
+def test_an_entry_published_without_the_architecture_record_still_loads(zoo_copy, tmp_path):
+    """An entry built by this release, with its card cut back to what bioflow 0.1 wrote."""
+    from bioflow.report import collect
+    from bioflow.zoo.local import CATALOGUE, catalogue_of
+
+    card_path = zoo_copy / "tiny" / "1.0.0" / "card.json"
+    card = json.loads(card_path.read_text())
+    assert card["architecture"]["schema"] == 1 and card["architecture"]["input_shape"] == [32, 32, 1]
+    card["architecture"] = {k: card["architecture"][k] for k in OLD_ARCHITECTURE_KEYS}
+    card["versions"]["published_with"] = "0.1.0"
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    (zoo_copy / CATALOGUE).write_text(json.dumps(catalogue_of(zoo.Zoo(zoo_copy)), indent=2) + "\n")
+    assert zoo.Zoo(zoo_copy).verify("tiny@1.0.0") == []
+
+    model, card = zoo.load("tiny", root=zoo_copy)
+    arch = architecture.read(zoo.loading.run_info(card), model)
+    assert (arch.base, arch.convolution, arch.bottleneck, arch.recurrence, arch.schema) == ("vgg16", "gabor", None,
+                                                                                          None, 0)
+    assert arch.input_shape == (32, 32, 1) and arch.parameters["total_params"] == model.count_params()
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny", "--zoo-root", str(zoo_copy), "--out", str(out),
+                                       "--n-images", "16", "--gin-param", "NoiseSuite.noises = ['invert']"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results" / "perturbation.csv")
+    assert set(table["Convolution"]) == {"gabor"} and set(table["Base"]) == {"vgg16"}
+    models = collect.models_table(collect.collect(zoo_copy, all_entries=True).entries)
+    assert models[["Convolution", "Base"]].values.tolist() == [["gabor", "vgg16"]]
+
+
+def test_a_run_without_the_record_is_read_from_its_layers_and_published_with_one(tiny_run, tmp_path):
+    info = json.loads((tiny_run / "run.json").read_text())
+    recorded = info.pop("architecture")
+    (tiny_run / "run.json").write_text(json.dumps(info))
+    model, info = rundir.load_run(tiny_run)
+    arch = architecture.read(info, model)
+    assert (arch.base, arch.convolution, arch.bottleneck, arch.recurrence) == \
+        (recorded["base"], recorded["convolution"], recorded["bottleneck"], recorded["recurrence"])
+    assert arch.parameters == recorded["parameters"] and list(arch.input_shape) == recorded["input_shape"]
+    folder = zoo.publish(tiny_run, "old", root=tmp_path / "zoo")
+    card = json.loads((folder / "card.json").read_text())
+    assert card["architecture"]["convolution"] == "gabor" and card["architecture"]["schema"] == 0

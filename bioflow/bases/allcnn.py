@@ -1,8 +1,8 @@
 """ALL-CNN-C (Springenberg et al. 2015), as in the original BioNet code."""
-import gin
 import keras
 
 from bioflow.bases.common import FirstConv, scaled
+from bioflow.registry import BASES
 
 # (filters, kernel, stride, padding) of the nine convolutions; ``None`` filters = classes.
 ALLCNN_LAYERS = ((96, 3, 1, "same"), (96, 3, 1, "same"), (96, 3, 2, "same"),
@@ -10,7 +10,7 @@ ALLCNN_LAYERS = ((96, 3, 1, "same"), (96, 3, 1, "same"), (96, 3, 2, "same"),
                  (192, 3, 1, "same"), (192, 1, 1, "valid"), (None, 1, 1, "valid"))
 
 
-@gin.register(module="bioflow")
+@BASES.register("allcnn")
 def allcnn(x, first_layer, classes, width=1.0, dropout=False, input_dropout=False, weight_decay=None,
            batch_norm=False):
     """ALL-CNN: nine ReLU convolutions, global average pooling and softmax.

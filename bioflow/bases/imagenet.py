@@ -16,6 +16,7 @@ import h5py
 import keras
 import numpy as np
 
+from bioflow import architecture
 from bioflow.errors import BioflowError, choices
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,7 @@ def fold_input_normalisation(model, weights, mean, std):
     Returns False (and changes nothing) when the model's first layer did not take the file's weights
     (e.g. a base of another width).
     """
-    from bioflow.model import describe
-
-    base = describe(model)["base"]
+    base = architecture.of(model).base
     if base not in FIRST_CONV:
         raise BioflowError(f"Cannot fold the input normalisation into base {base!r}: pretrained weights exist for "
                            f"{choices(FIRST_CONV)}.")

@@ -1,8 +1,8 @@
 """ResNet-50 (He et al. 2016) with Keras Applications' layer names."""
-import gin
 import keras
 
 from bioflow.bases.common import FirstConv, check_input_size, scaled
+from bioflow.registry import BASES
 
 BN_EPSILON = 1.001e-5
 
@@ -33,7 +33,7 @@ def _stack(x, filters, blocks, stride, name):
     return x
 
 
-@gin.register(module="bioflow")
+@BASES.register("resnet50")
 def resnet50(x, first_layer, classes, width=1.0):
     """ResNet-50 with global average pooling and a softmax layer.
 

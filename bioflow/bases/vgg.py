@@ -1,8 +1,8 @@
 """VGG-16 and VGG-19 (Simonyan & Zisserman 2015) with Keras Applications' layer names."""
-import gin
 import keras
 
 from bioflow.bases.common import FirstConv, check_input_size, scaled
+from bioflow.registry import BASES
 
 VGG_FILTERS = (64, 128, 256, 512, 512)
 
@@ -24,13 +24,13 @@ def _vgg(x, convs_per_block, first_layer, classes, width, fc_units, name):
     return keras.layers.Dense(classes, activation="softmax", name="predictions")(x)
 
 
-@gin.register(module="bioflow")
+@BASES.register("vgg16")
 def vgg16(x, first_layer, classes, width=1.0, fc_units=4096):
     """VGG-16 with its top (fc1, fc2 of ``fc_units``); ``width`` scales every conv."""
     return _vgg(x, (2, 2, 3, 3, 3), first_layer, classes, width, fc_units, "vgg16")
 
 
-@gin.register(module="bioflow")
+@BASES.register("vgg19")
 def vgg19(x, first_layer, classes, width=1.0, fc_units=4096):
     """VGG-19 with its top (fc1, fc2 of ``fc_units``); ``width`` scales every conv."""
     return _vgg(x, (2, 2, 4, 4, 4), first_layer, classes, width, fc_units, "vgg19")

@@ -16,17 +16,17 @@ PADDINGS = ("same", "valid")
 FFT_MIN_KSIZE = 27
 
 
-def check_method(method):
+def check_method(method: str) -> str:
     """Validate a convolution method name."""
     return check_choice(method, METHODS, "convolution method", "methods")
 
 
-def check_padding(padding):
+def check_padding(padding: str) -> str:
     """Validate and normalise a padding name."""
     return check_choice(str(padding).lower(), PADDINGS, "padding")
 
 
-def resolve_method(method, kernel_size, strides=1):
+def resolve_method(method: str, kernel_size: tuple[int, int], strides: int = 1) -> str:
     """The concrete method (``direct`` or ``fft``) for a kernel size and stride."""
     check_method(method)
     kh, kw = kernel_size
@@ -52,7 +52,7 @@ def fast_fft_length(n):
         m += 1
 
 
-def output_size(size, kernel, padding, strides=1):
+def output_size(size: int | None, kernel: int, padding: str, strides: int = 1) -> int | None:
     """Spatial output length of a convolution (None stays None)."""
     if size is None:
         return None
@@ -61,7 +61,7 @@ def output_size(size, kernel, padding, strides=1):
     return (size - kernel) // strides + 1
 
 
-def fft_conv2d(x, kernel, padding="same"):
+def fft_conv2d(x: tf.Tensor, kernel: tf.Tensor, padding: str = "same") -> tf.Tensor:
     """``tf.nn.conv2d(x, kernel, 1, padding)`` through real 2-D FFTs.
 
     ``x`` is ``(B, H, W, C)`` with static H and W, ``kernel`` is ``(kh, kw, C, O)`` with odd
@@ -94,7 +94,7 @@ def fft_conv2d(x, kernel, padding="same"):
     return tf.cast(tf.transpose(y, [0, 2, 3, 1]), dtype)
 
 
-def conv2d(x, kernel, padding="same", strides=1, method="auto"):
+def conv2d(x: tf.Tensor, kernel: tf.Tensor, padding: str = "same", strides: int = 1, method: str = "auto") -> tf.Tensor:
     """Convolve ``x`` with ``kernel`` by the given method (``auto``, ``direct`` or ``fft``)."""
     padding = check_padding(padding)
     method = resolve_method(method, tuple(kernel.shape[:2]), strides)

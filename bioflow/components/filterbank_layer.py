@@ -3,8 +3,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bioflow.components.convolution import check_method, check_padding, conv2d, output_size, resolve_method
-from bioflow.components.filterbanks import FilterBank, bank_from_config, bank_to_config
+from bioflow.components.convolution import (
+    check_method,
+    check_padding,
+    conv2d,
+    output_size,
+    resolve_method,
+)
+from bioflow.components.filterbanks import (
+    FilterBank,
+    bank_from_config,
+    bank_to_config,
+    single_stage_names,
+)
 from bioflow.errors import BioflowError
 
 
@@ -17,8 +28,8 @@ class FilterBankConv(keras.layers.Layer):
     ``trainable=True`` to train kernel and bias (the follow-up study's behaviour).
 
     Args:
-        filter_bank: a single-stage bank (:class:`Gabor`, :class:`DoG`, :class:`LowPass`) or its
-            ``bank_to_config`` dict.
+        filter_bank: a single-stage bank (a registered :class:`FilterBank`, such as :class:`Gabor`)
+            or its ``bank_to_config`` dict.
         method: ``'direct'`` (``tf.nn.conv2d``), ``'fft'`` or ``'auto'`` (FFT for large kernels).
         padding: ``'same'`` (default) or ``'valid'``.
         internal_noise: stddev of Gaussian noise added to the output in training only.
@@ -31,8 +42,9 @@ class FilterBankConv(keras.layers.Layer):
         if isinstance(filter_bank, dict):
             filter_bank = bank_from_config(filter_bank)
         if not isinstance(filter_bank, FilterBank):
-            raise BioflowError(f"FilterBankConv needs a Gabor, DoG or LowPass bank, got {filter_bank!r}. "
-                               "A Combined bank is applied as one layer per stage (see bioflow.model).")
+            raise BioflowError(f"FilterBankConv needs a single-stage bank ({single_stage_names()}), got "
+                               f"{filter_bank!r}. A multi-stage bank is applied as one layer per stage (see "
+                               "bioflow.model).")
         if internal_noise is not None and not internal_noise >= 0:
             raise BioflowError(f"internal_noise must be None or >= 0, got {internal_noise!r}.")
         self.filter_bank = filter_bank

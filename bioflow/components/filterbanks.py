@@ -1,16 +1,19 @@
 """Fixed "V1" filter banks: Gabor, difference of Gaussians, low-pass and combined.
 
 Each bank builds float64 kernels of shape ``(ksize, ksize, in_channels, n)`` exactly as
-docs/science.md ("Filter banks") defines them. Banks are plain, gin-registered value objects; the Keras layer that
-convolves with them is :class:`bioflow.components.FilterBankConv`.
+docs/science.md ("Filter banks") defines them. Banks are plain value objects, registered in
+:data:`bioflow.registry.FILTER_BANKS` (and so with gin); the Keras layer that convolves with them is
+:class:`bioflow.components.FilterBankConv`. A new bank is one subclass of :class:`FilterBank`
+decorated with ``@FILTER_BANKS.register("name")`` (docs/components.md).
 """
 import itertools
 import math
 
-import gin
 import numpy as np
 
 from bioflow.errors import BioflowError, choices
+from bioflow.registry import FILTER_BANKS
+from bioflow.validation import check_positive_int
 
 #: Bandwidth constant of the Gabor wavelength formula, ``sqrt(ln 2 / 2)``.
 GABOR_C = math.sqrt(math.log(2) / 2)
@@ -47,8 +50,7 @@ def _check_list(bank, name, values, minimum=None, strict=True):
 
 def _repeat_channels(kernels_2d, in_channels):
     """Stack ``(n, k, k)`` 2-D kernels as ``(k, k, in_channels, n)``."""
-    if isinstance(in_channels, bool) or not isinstance(in_channels, (int, np.integer)) or in_channels < 1:
-        raise BioflowError(f"in_channels must be a positive integer, got {in_channels!r}.")
+    in_channels = check_positive_int(in_channels, "in_channels")
     k = np.stack(kernels_2d, axis=-1)[:, :, None, :]
     return np.repeat(k, int(in_channels), axis=2).astype(np.float64)
 
@@ -64,26 +66,36 @@ def gaussian_2d(ksize, sigma):
 class FilterBank:
     """Base class of the single-stage filter banks.
 
-    Subclasses set ``kind`` (used in layer names, e.g. ``v1_gabor``) and implement
-    ``_kernels_2d`` and ``get_config``.
+    Subclasses set ``kind`` (used in layer names, e.g. ``v1_gabor``), keep ``ksize`` and implement
+    ``_kernels_2d`` (a list of ``(ksize, ksize)`` arrays) and ``get_config`` (the constructor's
+    arguments, JSON-ready, so that a saved model can rebuild the bank).
     """
 
     kind = "filterbank"
+    ksize: int
+
+    @property
+    def label(self) -> str:
+        """The bank's part of a model name (``gabor``)."""
+        return self.kind
 
     @property
     def n_kernels(self):
         """Number of kernels (output channels) of the bank."""
         return len(self._kernels_2d())
 
-    def kernels(self, in_channels=1):
+    def _kernels_2d(self) -> list:
+        raise NotImplementedError
+
+    def kernels(self, in_channels: int = 1) -> np.ndarray:
         """Kernels as a float64 array ``(ksize, ksize, in_channels, n_kernels)`` in the order of docs/science.md."""
         return _repeat_channels(self._kernels_2d(), in_channels)
 
-    def stages(self):
+    def stages(self) -> list["FilterBank"]:
         """The single-stage banks this bank applies, in order (just itself)."""
         return [self]
 
-    def get_config(self):
+    def get_config(self) -> dict:
         raise NotImplementedError
 
     def __eq__(self, other):
@@ -94,7 +106,7 @@ class FilterBank:
         return f"{type(self).__name__}({args})"
 
 
-@gin.register(module="bioflow")
+@FILTER_BANKS.register("gabor")
 class Gabor(FilterBank):
     """Gabor filter bank (OpenCV ``getGaborKernel`` convention), docs/science.md.
 
@@ -137,7 +149,7 @@ class Gabor(FilterBank):
                     thetas=list(self.thetas), psis=list(self.psis))
 
 
-@gin.register(module="bioflow")
+@FILTER_BANKS.register("dog")
 class DoG(FilterBank):
     """Difference-of-Gaussians bank: an ON and an OFF kernel per (sigma, gamma), docs/science.md."""
 
@@ -161,7 +173,7 @@ class DoG(FilterBank):
         return dict(ksize=self.ksize, sigmas=list(self.sigmas), gammas=list(self.gammas))
 
 
-@gin.register(module="bioflow")
+@FILTER_BANKS.register("lowpass", aliases=("low-pass",))
 class LowPass(FilterBank):
     """Low-pass bank: one normalised Gaussian per sigma, docs/science.md."""
 
@@ -188,7 +200,7 @@ COMBINED_VARIANTS = {
 }
 
 
-@gin.register(module="bioflow")
+@FILTER_BANKS.register("combined")
 class Combined:
     """Stacked banks: a DoG layer, then a Gabor layer on the DoG layer's output.
 
@@ -209,7 +221,12 @@ class Combined:
             raise BioflowError(f"Combined: dog must be a DoG and gabor a Gabor bank, got "
                                f"{type(self.dog).__name__} and {type(self.gabor).__name__}.")
 
-    def stages(self):
+    @property
+    def label(self) -> str:
+        """The bank's part of a model name (``combined_trim``)."""
+        return f"combined_{self.variant}"
+
+    def stages(self) -> list[FilterBank]:
         """The banks in the order they are applied: ``[dog, gabor]``."""
         return [self.dog, self.gabor]
 
@@ -231,18 +248,26 @@ class Combined:
         return f"Combined(variant={self.variant!r}, dog={self.dog!r}, gabor={self.gabor!r})"
 
 
-#: Single-stage bank classes by name, for (de)serialisation.
-BANK_CLASSES = {cls.__name__: cls for cls in (Gabor, DoG, LowPass)}
+for _variant in COMBINED_VARIANTS:
+    FILTER_BANKS.preset(f"combined-{_variant}", "combined", variant=_variant)
 
 
-def bank_to_config(bank):
-    """Serialisable description of a single-stage bank."""
+def bank_to_config(bank: FilterBank) -> dict:
+    """Serialisable description of a single-stage bank: ``{'class_name', 'config'}``."""
     return {"class_name": type(bank).__name__, "config": bank.get_config()}
 
 
-def bank_from_config(config):
-    """Inverse of :func:`bank_to_config`."""
-    name = config.get("class_name")
-    if name not in BANK_CLASSES:
-        raise BioflowError(f"Unknown filter bank {name!r}; valid banks are {choices(BANK_CLASSES)}.")
-    return BANK_CLASSES[name](**config["config"])
+def bank_from_config(config: dict) -> FilterBank:
+    """Inverse of :func:`bank_to_config`; only registered single-stage bank classes are built."""
+    if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
+        raise BioflowError(f"A filter bank config must be {{'class_name': ..., 'config': {{...}}}}, got {config!r}.")
+    cls = FILTER_BANKS.by_class_name(config.get("class_name"))
+    if not (isinstance(cls, type) and issubclass(cls, FilterBank)):
+        raise BioflowError(f"{config.get('class_name')!r} is not a single-stage filter bank; a layer takes one of "
+                           f"{single_stage_names()}.")
+    return cls(**config["config"])
+
+
+def single_stage_names() -> str:
+    """The registered single-stage bank classes, for messages."""
+    return choices(c.__name__ for c in FILTER_BANKS.components() if isinstance(c, type) and issubclass(c, FilterBank))

@@ -1,15 +1,23 @@
 """Recurrent blocks: the follow-up study's one-step ConvLSTM and bioflow's unrolled BLT block.
 
-The gin-registered specs (:class:`ConvLSTMRecurrence`, :class:`BLTRecurrence`) say which block
-to use; the Keras layers (:class:`OneStepConvLSTM2D`, :class:`BLTRecurrentBlock`) compute it.
+The registered specs (:class:`ConvLSTMRecurrence`, :class:`BLTRecurrence`, in
+:data:`bioflow.registry.RECURRENCES`) say where the block goes, through :meth:`Recurrence.apply`;
+the Keras layers (:class:`OneStepConvLSTM2D`, :class:`BLTRecurrentBlock`) compute it.
 """
+import dataclasses
+from typing import Callable, Sequence
+
 import keras
 import tensorflow as tf
 
-import gin
-
-from bioflow.components.convolution import check_method, check_padding, conv2d, output_size
-from bioflow.errors import BioflowError
+from bioflow.components.convolution import (
+    check_method,
+    check_padding,
+    conv2d,
+    output_size,
+)
+from bioflow.registry import RECURRENCES
+from bioflow.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="bioflow")
@@ -98,10 +106,8 @@ class BLTRecurrentBlock(keras.layers.Layer):
 
     def __init__(self, filters=64, kernel_size=3, steps=4, top_down=True, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise BioflowError(f"BLTRecurrentBlock: steps must be an integer >= 2, got {steps!r}.")
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise BioflowError(f"BLTRecurrentBlock: filters must be a positive integer, got {filters!r}.")
+        check_positive_int(steps, "BLTRecurrentBlock: steps", minimum=2)
+        check_positive_int(filters, "BLTRecurrentBlock: filters")
         self.filters, self.kernel_size, self.steps, self.top_down = filters, kernel_size, steps, bool(top_down)
 
         def conv(name, bias=True):
@@ -151,28 +157,71 @@ class BLTRecurrentBlock(keras.layers.Layer):
         return config
 
 
-@gin.register(module="bioflow")
-class ConvLSTMRecurrence:
+@dataclasses.dataclass(frozen=True)
+class ConvStage:
+    """One convolution of the front end: a filter-bank stage, or the base's own first convolution.
+
+    ``build(x)`` applies the stage's layer; a recurrence may instead replace the stage by a layer
+    with the same ``filters``, ``kernel_size``, ``strides`` and ``padding``, and keeps its ``noise``
+    (the stddev of the bank's training-time noise, or None).
+    """
+
+    filters: int
+    kernel_size: int
+    strides: int
+    padding: str
+    build: Callable
+    noise: float | None = None
+
+
+class Recurrence:
+    """Base of the recurrences: where a recurrent block goes in the front end.
+
+    Subclasses set ``kind`` (used in model names) and override :meth:`apply`; ``replaces_first_conv``
+    says whether the block takes the place of the first convolution (then a one-stage bank is
+    recorded as replaced, ``convolution = kind``).
+    """
+
+    kind = "recurrence"
+    replaces_first_conv = False
+
+    def apply(self, x, stages: Sequence[ConvStage]):
+        """The front end on ``x``: here, the ``stages`` in order (no recurrence)."""
+        for stage in stages:
+            x = stage.build(x)
+        return x
+
+    def get_config(self) -> dict:
+        return {}
+
+
+@RECURRENCES.register("convlstm")
+class ConvLSTMRecurrence(Recurrence):
     """Faithful recurrence (follow-up study): a one-step ConvLSTM replaces the first convolution
     after the bottleneck (the filter bank, or the base's first conv with ``Original``), keeping
     its filters, kernel size, padding and strides. The bank's kernels are not carried over."""
 
     kind = "convlstm"
+    replaces_first_conv = True
 
     def __init__(self, method="auto"):
         self.method = check_method(method)
 
-    def replace(self, x, filters, kernel_size, strides, padding, name="recurrent_convlstm"):
-        """Apply a one-step ConvLSTM in place of a conv with these settings."""
-        return OneStepConvLSTM2D(filters, kernel_size, strides=strides, padding=padding, method=self.method,
-                                 name=name)(x)
+    def apply(self, x, stages):
+        """A one-step ConvLSTM in place of the first stage (its noise kept after it), then the other stages."""
+        first = stages[0]
+        x = OneStepConvLSTM2D(first.filters, first.kernel_size, strides=first.strides, padding=first.padding,
+                              method=self.method, name="recurrent_convlstm")(x)
+        if first.noise:  # the study's code kept the bank's noise layer, after the ConvLSTM
+            x = keras.layers.GaussianNoise(first.noise, name="recurrent_convlstm_noise")(x)
+        return super().apply(x, stages[1:])
 
     def get_config(self):
         return dict(method=self.method)
 
 
-@gin.register(module="bioflow")
-class BLTRecurrence:
+@RECURRENCES.register("blt")
+class BLTRecurrence(Recurrence):
     """bioflow's recurrence: a :class:`BLTRecurrentBlock` inserted after the (frozen) filter bank."""
 
     kind = "blt"
@@ -181,9 +230,10 @@ class BLTRecurrence:
         self.filters, self.kernel_size, self.steps, self.top_down = filters, kernel_size, steps, top_down
         BLTRecurrentBlock(filters, kernel_size, steps, top_down)  # validate now, with a clear error
 
-    def insert(self, x, name="recurrent_blt"):
-        """Apply the unrolled block to ``x``."""
-        return BLTRecurrentBlock(self.filters, self.kernel_size, self.steps, self.top_down, name=name)(x)
+    def apply(self, x, stages):
+        """The stages in order, then the unrolled block."""
+        x = super().apply(x, stages)
+        return BLTRecurrentBlock(self.filters, self.kernel_size, self.steps, self.top_down, name="recurrent_blt")(x)
 
     def get_config(self):
         return dict(filters=self.filters, kernel_size=self.kernel_size, steps=self.steps, top_down=self.top_down)

@@ -1,11 +1,11 @@
 """The Retinal Information Bottleneck (Lindsey et al. 2019), docs/science.md."""
-import gin
 import keras
 
-from bioflow.errors import BioflowError
+from bioflow.registry import BOTTLENECKS
+from bioflow.validation import check_positive_int
 
 
-@gin.register(module="bioflow")
+@BOTTLENECKS.register("rib")
 class RetinalBottleneck:
     """Three ``3×3`` 'same' ReLU convolutions, ``filters → width → width`` channels.
 
@@ -16,10 +16,14 @@ class RetinalBottleneck:
 
     def __init__(self, width=2, filters=32, kernel_size=3, train_filter_bank=False):
         for key, value in (("width", width), ("filters", filters), ("kernel_size", kernel_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BioflowError(f"RetinalBottleneck: {key} must be a positive integer, got {value!r}.")
+            check_positive_int(value, f"RetinalBottleneck: {key}")
         self.width, self.filters, self.kernel_size = width, filters, kernel_size
         self.train_filter_bank = bool(train_filter_bank)
+
+    @property
+    def label(self) -> str:
+        """The bottleneck's part of a model name (``rib2``)."""
+        return f"rib{self.width}"
 
     def __call__(self, x):
         """Apply the bottleneck's layers to the tensor ``x``."""

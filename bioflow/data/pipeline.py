@@ -3,10 +3,17 @@ import gin
 import tensorflow as tf
 
 from bioflow.data.augment import check_augmentation, make_augmenter
-from bioflow.data.preprocessing import (CACHED_STATISTICS, check_interpolation, check_normalisation,
-                                        compute_statistics, normaliser, resize)
-from bioflow.data.sources import Synthetic, decode_checked
+from bioflow.data.preprocessing import (
+    CACHED_STATISTICS,
+    check_interpolation,
+    check_normalisation,
+    compute_statistics,
+    normaliser,
+    resize,
+)
+from bioflow.data.sources import decode_checked
 from bioflow.errors import BioflowError
+from bioflow.registry import DATA_SOURCES
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -27,7 +34,8 @@ class DataPipeline:
     """Declares the data of a run (docs/science.md, "Images").
 
     Args:
-        source: ``@Synthetic()`` (default), ``@CIFAR10()`` or ``@ImageFolder()``.
+        source: a data source (``@Synthetic()``, ``@CIFAR10()``, ``@ImageFolder()``) or its registered
+            name (``'synthetic'``, the default, ``'cifar10'``, ``'image_folder'``), built through gin.
         interpolation: ``'nearest'`` or ``'lanczos'`` when the model's input is larger than the images.
         augmentation: ``'none'``, ``'standard'`` or ``'extra'``.
         recalculate_statistics: recompute mean and std even when they are cached.
@@ -41,7 +49,8 @@ class DataPipeline:
 
     def __init__(self, source=None, interpolation="nearest", augmentation="standard", recalculate_statistics=False,
                  normalisation="featurewise", augment_validation=False, shuffle_buffer=10_000):
-        self.source = source if source is not None else Synthetic()
+        self.source = DATA_SOURCES.create(source or "synthetic") if source is None or isinstance(source, str) \
+            else source
         self.interpolation = check_interpolation(interpolation)
         self.augmentation = check_augmentation(augmentation)
         self.recalculate_statistics = recalculate_statistics

@@ -9,13 +9,14 @@ import pathlib
 import socket
 import urllib.parse
 
-import gin
 import numpy as np
 import tensorflow as tf
 
 from bioflow.data import synthetic
 from bioflow.data.preprocessing import to_luminance
 from bioflow.errors import BioflowError
+from bioflow.registry import DATA_SOURCES
+from bioflow.validation import check_positive_int
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 #: Where TFDS downloads CIFAR-10 from (checked before a download starts).
@@ -38,7 +39,7 @@ class Splits:
     test_files: tuple = None
 
 
-@gin.register(module="bioflow")
+@DATA_SOURCES.register("synthetic")
 class Synthetic:
     """The built-in synthetic data set (:mod:`bioflow.data.synthetic`): offline and deterministic."""
 
@@ -46,8 +47,7 @@ class Synthetic:
 
     def __init__(self, n_train=6000, n_test=1000, seed=0, image_size=32, noise=0.06):
         for key, value in (("n_train", n_train), ("n_test", n_test), ("image_size", image_size)):
-            if not isinstance(value, int) or value < 1:
-                raise BioflowError(f"Synthetic: {key} must be a positive integer, got {value!r}.")
+            check_positive_int(value, f"Synthetic: {key}")
         self.n_train, self.n_test, self.seed, self.image_size, self.noise = n_train, n_test, seed, image_size, noise
 
     def load(self):
@@ -62,7 +62,7 @@ class Synthetic:
                       self.n_train, self.n_test)
 
 
-@gin.register(module="bioflow")
+@DATA_SOURCES.register("cifar10")
 class CIFAR10:
     """CIFAR-10 through TensorFlow Datasets, converted to luminance (docs/science.md, "Images")."""
 
@@ -137,7 +137,7 @@ def decode_image_file(path):
     return to_luminance(image)
 
 
-@gin.register(module="bioflow")
+@DATA_SOURCES.register("image_folder")
 class ImageFolder:
     """An image-folder data set (the original ``--image_path``): ``train/`` plus ``val/`` or ``test/``
     (``val/`` first, as the original chose), each with one sub-folder per class. Any image format

@@ -6,6 +6,7 @@ Colour is the filter bank (``Convolution``), stroke dash the base network. A cli
 import altair as alt
 import pandas as pd
 
+from bioflow.learning_curves import learning_curves
 from bioflow.report.collect import CHANCE
 
 #: Noises whose level axis is logarithmic, and those whose axis runs from high to low.
@@ -101,26 +102,6 @@ def generalisation_bars(generalisation):
     chance = alt.Chart().mark_rule(color="grey", strokeDash=[2, 2]).encode(y=alt.datum(CHANCE))
     return alt.layer(bars, errors, chance, data=data).properties(width=260, height=HEIGHT).facet(
         column=alt.Column("Images:N", title=None))
-
-
-def learning_curves(history):
-    """Loss and accuracy per epoch, training and validation, one row per model."""
-    if history.empty or "loss" not in history:
-        return None
-    frames = []
-    for metric in ("loss", "accuracy"):
-        for prefix, split in (("", "training"), ("val_", "validation")):
-            if f"{prefix}{metric}" in history:
-                frames.append(pd.DataFrame({"Model": history["Model"], "Entry": history["Entry"],
-                                            "Epoch": history["epoch"] + 1, "Metric": metric, "Split": split,
-                                            "Value": history[f"{prefix}{metric}"]}))
-    long = pd.concat(frames, ignore_index=True)
-    chart = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("Epoch:Q"), y=alt.Y("Value:Q", title=None), color=alt.Color("Split:N", title="split"),
-        detail="Entry:N",
-        tooltip=["Entry:N", "Split:N", "Metric:N", "Epoch:Q", alt.Tooltip("Value:Q", format=".4f")])
-    return chart.properties(width=WIDTH, height=130).facet(
-        row=alt.Row("Model:N", title=None), column=alt.Column("Metric:N", title=None)).resolve_scale(y="independent")
 
 
 CHARTS = (

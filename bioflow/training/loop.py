@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from bioflow.errors import BioflowError
+from bioflow.metrics import LossAccuracy, batch_totals
 
 
 class TrainingDiverged(BioflowError):
@@ -67,16 +68,10 @@ class Trainer:
         variables = self.model.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-        return self._totals(per_example, probs, labels)
-
-    @staticmethod
-    def _totals(per_example, probs, labels):
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), labels), tf.float32))
-        return tf.reduce_sum(per_example), correct, tf.cast(tf.shape(labels)[0], tf.float32)
+        return batch_totals(labels, probs)
 
     def _eval_replica(self, images, labels):
-        probs = tf.cast(self.model(images, training=False), tf.float32)
-        return self._totals(keras.losses.sparse_categorical_crossentropy(labels, probs), probs, labels)
+        return batch_totals(labels, tf.cast(self.model(images, training=False), tf.float32))
 
     def _reduce(self, per_replica):
         return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for v in per_replica]
@@ -93,13 +88,10 @@ class Trainer:
 
     def evaluate(self, dataset):
         """``(loss, accuracy)`` over a (global-batched) data set."""
-        loss = correct = count = 0.0
+        totals = LossAccuracy()
         for batch in self.distribute(dataset):
-            l, c, n = (float(t) for t in self._eval_step(batch))
-            loss, correct, count = loss + l, correct + c, count + n
-        if count == 0:
-            raise BioflowError("The validation data set is empty.")
-        return loss / count, correct / count
+            totals.add(self._eval_step(batch))
+        return totals.result("The validation data set")
 
     def request_stop(self, reason):
         """Stop at the next step boundary (safe to call from a signal handler)."""
@@ -145,21 +137,19 @@ class Trainer:
                 if progress == "bar" else None
             if bar is not None:
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-            loss = correct = count = 0.0
+            totals = LossAccuracy()
             for step, batch in enumerate(self.distribute(train_dataset_fn(epoch))):
-                l, c, n = (float(t) for t in self._train_step(batch))
-                if not math.isfinite(l):
-                    raise TrainingDiverged(f"The training loss became {l} at epoch {epoch + 1}, step {step + 1} "
+                loss = totals.add(self._train_step(batch))[0]
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(f"The training loss became {loss} at epoch {epoch + 1}, step {step + 1} "
                                            "(TerminateOnNaN). Try a lower learning rate, or check the data "
                                            "normalisation.")
-                loss, correct, count = loss + l, correct + c, count + n
                 self._check_stop(epoch)
                 if bar is not None:
-                    bar.update(step + 1, [("loss", loss / count), ("accuracy", correct / count)])
-            if count == 0:
-                raise BioflowError(f"The training set gives no full batch of {self.global_batch} images.")
+                    bar.update(step + 1, list(zip(("loss", "accuracy"), totals.result())))
+            train_loss, train_acc = totals.result(f"The training set (in full batches of {self.global_batch} images)")
             val_loss, val_acc = self.evaluate(val_dataset(epoch) if callable(val_dataset) else val_dataset)
-            row = dict(epoch=epoch, loss=loss / count, accuracy=correct / count, val_loss=val_loss,
+            row = dict(epoch=epoch, loss=train_loss, accuracy=train_acc, val_loss=val_loss,
                        val_accuracy=val_acc, lr=self.current_rate(), seconds=time.time() - start)
             print(f"Epoch {epoch + 1}/{epochs} - {row['seconds']:.1f}s - loss {row['loss']:.4f} - accuracy "
                   f"{row['accuracy']:.4f} - val_loss {val_loss:.4f} - val_accuracy {val_acc:.4f} - "

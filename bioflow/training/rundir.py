@@ -4,6 +4,8 @@
         operative_config.gin  history.csv  run.json  learning_curves.png  model.keras
         checkpoints/  logs/ (TensorBoard)  results/ (bioflow.evaluate)
         .lock  .lock.owner (while a process trains or evaluates it)
+
+:func:`load_run` reads a finished run back: its model (Keras safe mode) and its ``run.json``.
 """
 import contextlib
 import csv
@@ -19,8 +21,12 @@ import sys
 import threading
 
 import filelock
+import keras
+import pandas as pd
 
+import bioflow.components  # noqa: F401  (registers bioflow's Keras layers, so that model.keras loads)
 from bioflow.errors import BioflowError
+from bioflow.learning_curves import learning_curves
 from bioflow.io import atomic_path, atomic_write
 from bioflow.validation import safe_name
 
@@ -198,22 +204,31 @@ def commit_epoch(run, rows, save_checkpoint):
     os.replace(run / PENDING_HISTORY, run / "history.csv")
 
 
+def load_run(run_dir, force=False):
+    """``(model, run_info)`` of a finished run directory, loading the model with Keras' safe mode.
+
+    A run that is not complete (still training, stopped or failed) is refused unless ``force``:
+    its ``model.keras`` would be an older model than its checkpoints.
+    """
+    run = pathlib.Path(run_dir)
+    path = run / "model.keras"
+    if not path.is_file():
+        raise BioflowError(f"{run} has no model.keras: it is not a finished bioflow run (train it first, "
+                           "or give the run directory that `bioflow train` printed).")
+    info = read_json(run / "run.json")
+    if not info or not isinstance(info.get("data"), dict):
+        raise BioflowError(f"{run} has no run.json with the data statistics the model was trained with.")
+    if info.get("status") != "complete" and not force:
+        raise BioflowError(f"{run} is not a complete run (status {info.get('status')!r}): its model.keras may be "
+                           "older than its training. Finish the run first, or pass --force (evaluate.force) to "
+                           "evaluate that model.keras anyway.")
+    return keras.saving.load_model(path, safe_mode=True), info
+
+
 def plot_learning_curves(path, rows, title):
     """Loss and accuracy per epoch (training and validation) as a PNG, via Altair and vl-convert."""
-    import altair as alt
-    import pandas as pd
-
     if not rows:
         return
-    df = pd.DataFrame(rows)
-    long = pd.concat([
-        pd.DataFrame({"epoch": df["epoch"] + 1, "value": df[f"{prefix}{m}"], "metric": m,
-                      "split": "validation" if prefix else "training"})
-        for m in ("loss", "accuracy") for prefix in ("", "val_")])
-    chart = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch"), y=alt.Y("value:Q", title=None), color="split:N",
-        tooltip=["epoch", "split", "metric", alt.Tooltip("value:Q", format=".4f")],
-    ).properties(width=260, height=180).facet(column=alt.Column("metric:N", title=None)).resolve_scale(
-        y="independent").properties(title=title)
+    chart = learning_curves(pd.DataFrame(rows).assign(Model=title, Entry=title), width=260, height=180)
     with atomic_path(path) as tmp_png:
         chart.save(str(tmp_png), format="png")

@@ -8,11 +8,11 @@ entry must hold: a typed card, a config without code, a model without Lambda lay
 verified pull), ``loading`` (entry → model).
 """
 from bioflow.zoo import loading
-from bioflow.zoo.card import publish, published_as
+from bioflow.zoo.card import check_publishable, publish, publish_once, published_as
 from bioflow.zoo.display import describe_card, listing
 from bioflow.zoo.loading import load
 from bioflow.zoo.local import Zoo, default_root
 from bioflow.zoo.remote import export, pull
 
-__all__ = ["Zoo", "default_root", "describe_card", "export", "listing", "load", "loading", "publish", "published_as",
-           "pull"]
+__all__ = ["Zoo", "check_publishable", "default_root", "describe_card", "export", "listing", "load", "loading",
+           "publish", "publish_once", "published_as", "pull"]

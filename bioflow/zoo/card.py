@@ -5,17 +5,21 @@ normalisation statistics), what it is (architecture, filter-bank, bottleneck and
 settings, parameter counts), how well it does (headline metrics) and the sha256 and size of
 every other file in the entry.
 """
+from __future__ import annotations
+
 import json
 import os
 import pathlib
 import shutil
 import stat
 
+import keras
+
 import bioflow
+from bioflow import architecture as architecture_lib
 from bioflow.errors import BioflowError
-from bioflow.model import describe
-from bioflow.summary import model_summary
-from bioflow.io import atomic_write
+from bioflow.io import PathLike, atomic_write
+from bioflow.training import rundir
 from bioflow.zoo import checks, naming
 from bioflow.zoo.local import CARD, Zoo, file_kind, sha256_file, utc_now, walk
 
@@ -34,15 +38,15 @@ def _layer_settings(model, prefix):
     return out
 
 
-def architecture(model):
-    """``describe(model)`` plus the settings of its filter-bank, bottleneck and recurrent layers."""
-    arch = describe(model)
+def architecture(model: keras.Model, info: dict) -> dict:
+    """The run's architecture record plus the settings of its filter-bank, bottleneck and recurrent layers."""
+    arch = architecture_lib.read(info, model).to_dict()
     arch.update(filter_bank=_layer_settings(model, "v1_"), bottleneck_layers=_layer_settings(model, "retina_"),
                 recurrence_layers=_layer_settings(model, "recurrent_"))
     return json.loads(json.dumps(arch, default=str))  # tuples and numpy scalars → JSON types
 
 
-def headline_metrics(run_dir, info):
+def headline_metrics(run_dir: PathLike, info: dict) -> dict:
     """Clean accuracy, CIFAR-10G accuracies and AUC per noise from ``results/robustness.json``."""
     robustness = pathlib.Path(run_dir) / "results" / "robustness.json"
     final = info.get("final") or {}
@@ -103,17 +107,15 @@ def _copy_regular(src, dst):
             shutil.copyfileobj(source, target)
 
 
-def stage_run(run_dir, folder, name, version):
+def stage_run(run_dir: PathLike, folder: pathlib.Path, name: str, version: str) -> dict:
     """Copy a run's files into ``folder`` and write its ``card.json``. Returns the card.
 
     The staged entry must pass the checks a pull makes (:mod:`bioflow.zoo.checks`), so that every
     published entry can be pulled.
     """
-    from bioflow.evaluate import load_run
-
     run = pathlib.Path(run_dir)
     sources = publishable_files(run)
-    model, info = load_run(run)
+    model, info = rundir.load_run(run)
     for rel in sources:
         _copy_regular(run / rel, folder / rel)
     problems = checks.entry_problems(folder, str(run))
@@ -121,7 +123,7 @@ def stage_run(run_dir, folder, name, version):
         reasons = "; ".join(p.rstrip(".") for p in problems)
         raise BioflowError(f"{run} cannot be published, because a pull would refuse it: {reasons}.")
     files = {rel: dict(sha256=sha256_file(folder / rel), size=(folder / rel).stat().st_size) for rel in sorted(sources)}
-    counts = model_summary(model)
+    counts = architecture_lib.parameter_counts(model)
     card = dict(
         name=name, version=version, created=utc_now(),
         versions=dict(info.get("versions", {}), published_with=bioflow.__version__),
@@ -130,8 +132,8 @@ def stage_run(run_dir, folder, name, version):
                  seed=info.get("seed"), weights=info.get("weights"), epochs=info.get("epochs_completed"),
                  strategy=info.get("strategy"), global_batch=info.get("global_batch")),
         data=info["data"],
-        architecture=architecture(model),
-        parameters={k: counts[k] for k in ("total_params", "trainable_params", "non_trainable_params")},
+        architecture=architecture(model, info),
+        parameters=counts,
         input_shape=list(model.input_shape[1:]),
         metrics=headline_metrics(run, info),
         files=files,
@@ -140,7 +142,7 @@ def stage_run(run_dir, folder, name, version):
     return card
 
 
-def publish(run_dir, name, version=None, root=None):
+def publish(run_dir: PathLike, name: str, version: str | None = None, root: PathLike | None = None) -> pathlib.Path:
     """Publish a finished run as ``name@version`` (default: the next minor version, or 1.0.0).
 
     The entry is staged inside the zoo, then renamed into place under the zoo's lock; an existing
@@ -157,7 +159,7 @@ def publish(run_dir, name, version=None, root=None):
         return zoo.commit(folder, name, version)
 
 
-def published_as(run_dir, name, root=None):
+def published_as(run_dir: PathLike, name: str, root: PathLike | None = None) -> str | None:
     """The version of ``name`` whose ``model.keras`` is this run's, or None."""
     zoo = Zoo(root)
     model = pathlib.Path(run_dir) / "model.keras"
@@ -172,3 +174,29 @@ def published_as(run_dir, name, root=None):
         if card["files"].get("model.keras", {}).get("sha256") == digest:
             return version
     return None
+
+
+def check_publishable(run_dir: PathLike, spec: str, root: PathLike | None = None, clean: bool = False) -> None:
+    """Refuse, before a run trains, a ``publish`` spec (``NAME[@VERSION]``) that could not be published.
+
+    A bad name or version is an error, and so is a version that the zoo holds for another model
+    (the run itself may already be it, unless ``clean`` retrains the run).
+    """
+    name, version = naming.parse_spec(spec)
+    zoo = Zoo(root)
+    this_run = None if clean else published_as(run_dir, name, root)
+    if version in zoo.versions(name) and this_run != version:
+        raise zoo.taken(name, version)
+
+
+def publish_once(run_dir: PathLike, spec: str, root: PathLike | None = None) -> tuple[pathlib.Path | None, str]:
+    """Publish a finished run as ``spec`` unless it is already in the zoo under that name.
+
+    Returns ``(folder or None, message)``: a rerun of a published run publishes nothing.
+    """
+    name, version = naming.parse_spec(spec)
+    existing = published_as(run_dir, name, root)
+    if existing is not None:
+        return None, f"This run is already in the zoo as {name}@{existing}."
+    folder = publish(run_dir, name, None if version == naming.LATEST else version, root)
+    return folder, f"Published to the zoo: {folder}"

@@ -15,6 +15,9 @@ import json
 import re
 import zipfile
 
+import keras
+
+import bioflow.components  # noqa: F401  (registers bioflow's Keras layers for deserialisation)
 from bioflow import safe_gin
 from bioflow.data.preprocessing import NORMALISATIONS
 from bioflow.errors import BioflowError, choices
@@ -60,7 +63,11 @@ CARD = _Fields({
                      "classes": _List(str)}, required=("dataset", "interpolation", "mean", "std")),
     "architecture": _Fields({"base": (str, _NONE), "convolution": (str, _NONE), "bottleneck": (int, _NONE),
                              "recurrence": (str, _NONE), "filter_bank": _Map(dict),
-                             "bottleneck_layers": _Map(dict), "recurrence_layers": _Map(dict)}),
+                             "bottleneck_layers": _Map(dict), "recurrence_layers": _Map(dict),
+                             "input_shape": (_List(int), _NONE), "classes": (int, _NONE),
+                             "filter_bank_config": (dict, _NONE), "bottleneck_config": (dict, _NONE),
+                             "recurrence_config": (dict, _NONE), "weights": (str, _NONE),
+                             "parameters": _Map(int), "schema": (int, _NONE)}),
     "parameters": _Map(int),
     "input_shape": _List(int),
     "metrics": _Fields({"final_val_accuracy": (*_NUMBER, _NONE), "clean_accuracy": (*_NUMBER, _NONE),
@@ -79,6 +86,10 @@ def _type_names(spec):
 
 def _problems(value, spec, path):
     """Every place where ``value`` does not match ``spec``, as ``'path: problem'`` strings."""
+    if isinstance(spec, tuple) and any(isinstance(s, (_Fields, _Map, _List)) for s in spec):  # (container, null)
+        if value is None and _NONE in spec:
+            return []
+        spec = next(s for s in spec if isinstance(s, (_Fields, _Map, _List)))
     if isinstance(spec, _Fields):
         if not isinstance(value, dict):
             return [f"{path or 'the card'} must be an object, got {type(value).__name__}"]
@@ -169,10 +180,6 @@ def model_problems(path):
 def load_model(path, where):
     """The Keras model at ``path`` (an entry's ``model.keras``), checked for code first, then loaded
     in safe mode; a :class:`BioflowError` naming ``where`` when it is refused or does not load."""
-    import keras
-
-    import bioflow.model  # noqa: F401  (registers bioflow's layers for deserialisation)
-
     problems = model_problems(path)
     if problems:
         raise BioflowError(f"Refusing to load {where}: model.keras {'; '.join(problems)}.")

@@ -1,13 +1,18 @@
 """Loading zoo entries: ``bioflow.zoo.load("NAME[@VERSION]")`` → ``(model, card)``."""
+from __future__ import annotations
+
 import os
 
+import keras
+
 from bioflow.errors import BioflowError
+from bioflow.io import PathLike
 from bioflow.zoo import checks
 from bioflow.zoo.local import Zoo, sha256_file
 from bioflow.zoo.remote import ENV_REMOTE, pull
 
 
-def load(spec, root=None, remote=None):
+def load(spec: str, root: PathLike | None = None, remote: str | None = None) -> tuple[keras.Model, dict]:
     """The model of a zoo entry, ready to predict, and its card.
 
     The entry is pulled from ``remote`` (or ``$BIOFLOW_ZOO_REMOTE``) when it is not in the local
@@ -34,6 +39,7 @@ def load(spec, root=None, remote=None):
     return checks.load_model(path, f"{name}@{version}"), card
 
 
-def run_info(card):
+def run_info(card: dict) -> dict:
     """The ``run.json``-like dict that :func:`bioflow.evaluate.evaluate` needs, from a card."""
-    return dict(card.get("run", {}), data=card["data"], status="complete")
+    return dict(card.get("run", {}), data=card["data"], status="complete", architecture=card.get("architecture"),
+                input_shape=card.get("input_shape"), parameters=card.get("parameters"))

@@ -10,6 +10,8 @@ The folders are the truth: an entry exists when ``<name>/<version>/card.json`` d
 rename makes it appear. The catalogue is derived from them, so it never lists an entry that is
 not there.
 """
+from __future__ import annotations
+
 import contextlib
 import datetime
 import hashlib
@@ -24,7 +26,7 @@ import warnings
 import filelock
 
 from bioflow.errors import BioflowError, choices
-from bioflow.io import atomic_write, current_umask
+from bioflow.io import PathLike, atomic_write, current_umask
 from bioflow.zoo import checks, naming
 
 CATALOGUE = "catalogue.json"
@@ -33,7 +35,7 @@ FORMAT = "bioflow-zoo/1"
 ENV_ROOT = "BIOFLOW_ZOO"
 
 
-def default_root():
+def default_root() -> pathlib.Path:
     """``$BIOFLOW_ZOO``, else ``./zoo`` when it holds a catalogue (a checkout), else the user cache."""
     if os.environ.get(ENV_ROOT):
         return pathlib.Path(os.environ[ENV_ROOT]).expanduser()
@@ -44,7 +46,7 @@ def default_root():
     return pathlib.Path(cache) / "bioflow" / "zoo"
 
 
-def sha256_file(path, chunk=1 << 20):
+def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
     """The hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -65,14 +67,14 @@ class Zoo:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def names(self):
+    def names(self) -> list[str]:
         """Entry names with at least one version, sorted."""
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
                       if p.is_dir() and not p.name.startswith(".") and self.versions(p.name))
 
-    def versions(self, name):
+    def versions(self, name: str) -> list[str]:
         """Published versions of ``name``, oldest first."""
         folder = self.root / name
         if not folder.is_dir():
@@ -87,7 +89,7 @@ class Zoo:
                 found.append(p.name)
         return sorted(found, key=naming.version_key)
 
-    def resolve(self, spec):
+    def resolve(self, spec: str) -> tuple[str, str]:
         """``(name, version)`` of an existing entry for ``'NAME[@VERSION]'`` (``latest`` = highest)."""
         name, version = naming.parse_spec(spec)
         versions = self.versions(name)
@@ -103,10 +105,10 @@ class Zoo:
                                f"{choices(versions)}.")
         return name, version
 
-    def path(self, name, version):
+    def path(self, name: str, version: str) -> pathlib.Path:
         return self.root / naming.check_name(name) / naming.check_version(version)
 
-    def card(self, spec):
+    def card(self, spec: str) -> dict:
         """The checked ``card.json`` of an entry, as a dict (a clear error when it is corrupt)."""
         name, version = self.resolve(spec)
         return checks.read_card(self.path(name, version) / CARD, name, version)
@@ -126,7 +128,7 @@ class Zoo:
                     (on_problem or _warn)(f"skipping {name}@{version}: {err}")
         return cards
 
-    def verify(self, spec):
+    def verify(self, spec: str) -> list[str]:
         """Re-hash every file of an entry and check what it holds. Returns the problems (none when intact).
 
         Files are examined with ``lstat``: a symbolic link (or any file that is not a regular file) is

@@ -12,19 +12,23 @@ must pass :mod:`bioflow.zoo.checks` (card types, a config without code, a model 
 layers), and it is assembled in the local zoo's staging folder, so it appears (by a rename) only
 when whole.
 """
+from __future__ import annotations
+
 import http.client
 import json
 import os
+import pathlib
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from typing import Sequence
 
 import gin
 import tensorflow as tf
 
 from bioflow.errors import BioflowError, choices
-from bioflow.io import atomic_write
+from bioflow.io import PathLike, atomic_write
 from bioflow.zoo import checks, naming
 from bioflow.zoo.local import CARD, Zoo, catalogue_of, file_kind, sha256_file, walk
 
@@ -41,7 +45,7 @@ _SOCKET_TIMEOUT = 60.0
 
 # -- export ------------------------------------------------------------------------------------
 
-def export(dest, specs=(), root=None):
+def export(dest: PathLike, specs: Sequence[str] = (), root: PathLike | None = None) -> pathlib.Path:
     """Write the entries ``specs`` (default: all) of the local zoo and an ``index.json`` to ``dest``.
 
     ``dest`` is a folder or any ``tf.io.gfile`` URL (``gs://…``). Files are written before the
