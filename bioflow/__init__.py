@@ -4,4 +4,7 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.2.0"
+from bioflow._version import __version__  # noqa: E402,F401
+
+# Like ddsp, importing the package registers every component and configurable with gin, once.
+import bioflow.configurables  # noqa: E402,F401

@@ -25,6 +25,7 @@ import bioflow.configurables  # noqa: F401  (registers every bioflow configurabl
 from bioflow import safe_gin
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 
+
 def packaged_gin_dir():
     """bioflow's gin/ tree, the package ``bioflow.configs``, found with ``importlib.resources``.
 

@@ -1,8 +1,9 @@
 """Imports every module that registers something with gin, once.
 
-``bioflow.config.parse`` and the restricted reader (``bioflow.safe_gin``) import this module, so
-that every bioflow configurable exists before a gin file is read. The registering modules never
-import it (or ``bioflow.config``) themselves, which keeps the imports free of cycles.
+The package (``bioflow/__init__.py``) imports this module, as ddsp's package import does, so
+every bioflow configurable exists before any gin file is read, whichever bioflow module was
+imported first. The registering modules never import it (or ``bioflow.config``) themselves, which
+keeps the imports free of cycles.
 """
 import bioflow.bases  # noqa: F401  (the bases)
 import bioflow.components  # noqa: F401  (filter banks, bottleneck, recurrences)

@@ -23,8 +23,8 @@ import gin
 import keras
 import tensorflow as tf
 
-import bioflow
 from bioflow import architecture, safe_gin
+from bioflow._version import __version__
 from bioflow import zoo as zoo_lib
 from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
@@ -48,7 +48,7 @@ def trial_seed(seed, trial):
 
 
 def _versions():
-    return dict(bioflow=bioflow.__version__, tensorflow=tf.__version__, keras=keras.__version__,
+    return dict(bioflow=__version__, tensorflow=tf.__version__, keras=keras.__version__,
                 python=platform.python_version())
 
 
@@ -58,7 +58,7 @@ def git_commit():
     A source checkout (an editable install) asks git; a built install reads ``bioflow/_build.py``,
     which ``setup.py`` writes at build time.
     """
-    source = pathlib.Path(bioflow.__file__).resolve().parent.parent
+    source = pathlib.Path(__file__).resolve().parent.parent
     if not (source / ".git").exists():
         try:
             from bioflow._build import COMMIT

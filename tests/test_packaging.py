@@ -23,7 +23,7 @@ def test_pyproject_lists_every_package_and_reads_the_one_version():
     found = set(setuptools.find_packages(str(ROOT), include=["bioflow", "bioflow.*"]))
     assert listed == found | {"bioflow.configs"}
     assert PYPROJECT["project"]["dynamic"] == ["version"]
-    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bioflow.__version__"}
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "bioflow._version.__version__"}
     assert "version" not in (ROOT / "setup.py").read_text().split("setup(")[-1]  # setup.py only stamps the commit
     assert re.fullmatch(r"\d+\.\d+\.\d+", bioflow.__version__)
     extras = PYPROJECT["project"]["optional-dependencies"]
@@ -55,3 +55,53 @@ def test_readme_links_resolve_and_the_readme_stays_short():
     targets = re.findall(r"\]\(((?:docs/)[^)#]+)", readme)
     assert targets and all((ROOT / t).is_file() for t in targets), targets
     assert len(readme) < 10_000
+
+
+def _imports(path, module):
+    """The bioflow modules that ``module`` (at ``path``) imports, anywhere in its body."""
+    import ast
+
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:  # `from pkg import submodule` imports the submodule
+                sub = f"{base}.{alias.name}"
+                out.add(sub if (ROOT / (sub.replace(".", "/") + ".py")).is_file()
+                        or (ROOT / sub.replace(".", "/") / "__init__.py").is_file() else base)
+    return {m for m in out if m == "bioflow" or m.startswith("bioflow.")}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    modules = {}
+    for path in (ROOT / "bioflow").rglob("*.py"):
+        if "configs" in path.parts:
+            continue
+        rel = path.relative_to(ROOT).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        modules[name] = _imports(path, name)
+    graph = {m: {d for d in deps if d in modules and d != m} for m, deps in modules.items()}
+    # a package's __init__ re-exporting its submodules is not a cycle with them
+    cycles = []
+
+    def visit(node, stack):
+        for dep in graph[node]:
+            if dep in stack:
+                cycle = stack[stack.index(dep):] + [dep]
+                if not all(a.startswith(b + ".") or b.startswith(a + ".") for a, b in zip(cycle, cycle[1:])):
+                    cycles.append(" -> ".join(cycle))
+            elif dep not in done:
+                visit(dep, stack + [dep])
+        done.add(node)
+
+    done = set()
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module])
+    assert not cycles, cycles
+    assert "bioflow.config" not in graph["bioflow.runner"]

@@ -36,8 +36,8 @@ class FilterBankConv(keras.layers.Layer):
         seed: seed of that noise.
     """
 
-    def __init__(self, filter_bank, method="auto", padding="same", internal_noise=None, seed=None,
-                 trainable=False, **kwargs):
+    def __init__(self, filter_bank: FilterBank | dict, method: str = "auto", padding: str = "same",
+                 internal_noise: float | None = None, seed: int | None = None, trainable: bool = False, **kwargs):
         super().__init__(trainable=trainable, **kwargs)
         if isinstance(filter_bank, dict):
             filter_bank = bank_from_config(filter_bank)

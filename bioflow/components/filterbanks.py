@@ -8,6 +8,7 @@ decorated with ``@FILTER_BANKS.register("name")`` (docs/components.md).
 """
 import itertools
 import math
+from typing import Sequence
 
 import numpy as np
 
@@ -115,8 +116,9 @@ class Gabor(FilterBank):
 
     kind = "gabor"
 
-    def __init__(self, ksize=PAPER_GABOR["ksize"], sigmas=PAPER_GABOR["sigmas"], bs=PAPER_GABOR["bs"],
-                 gammas=PAPER_GABOR["gammas"], thetas=PAPER_GABOR["thetas"], psis=PAPER_GABOR["psis"]):
+    def __init__(self, ksize: int = PAPER_GABOR["ksize"], sigmas: Sequence[float] = PAPER_GABOR["sigmas"],
+                 bs: Sequence[float] = PAPER_GABOR["bs"], gammas: Sequence[float] = PAPER_GABOR["gammas"],
+                 thetas: Sequence[float] = PAPER_GABOR["thetas"], psis: Sequence[float] = PAPER_GABOR["psis"]):
         name = "Gabor"
         self.ksize = _check_ksize(name, ksize)
         self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
@@ -155,7 +157,8 @@ class DoG(FilterBank):
 
     kind = "dog"
 
-    def __init__(self, ksize=PAPER_DOG["ksize"], sigmas=PAPER_DOG["sigmas"], gammas=PAPER_DOG["gammas"]):
+    def __init__(self, ksize: int = PAPER_DOG["ksize"], sigmas: Sequence[float] = PAPER_DOG["sigmas"],
+                 gammas: Sequence[float] = PAPER_DOG["gammas"]):
         name = "DoG"
         self.ksize = _check_ksize(name, ksize)
         self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
@@ -179,7 +182,7 @@ class LowPass(FilterBank):
 
     kind = "lowpass"
 
-    def __init__(self, ksize=PAPER_LOWPASS["ksize"], sigmas=PAPER_LOWPASS["sigmas"]):
+    def __init__(self, ksize: int = PAPER_LOWPASS["ksize"], sigmas: Sequence[float] = PAPER_LOWPASS["sigmas"]):
         name = "LowPass"
         self.ksize = _check_ksize(name, ksize)
         self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
@@ -209,7 +212,7 @@ class Combined:
 
     kind = "combined"
 
-    def __init__(self, variant="trim", dog=None, gabor=None):
+    def __init__(self, variant: str = "trim", dog: DoG | None = None, gabor: Gabor | None = None):
         if variant not in COMBINED_VARIANTS:
             raise BioflowError(f"Combined: unknown variant {variant!r}; valid variants are "
                                f"{choices(COMBINED_VARIANTS)}.")

@@ -204,7 +204,7 @@ class ConvLSTMRecurrence(Recurrence):
     kind = "convlstm"
     replaces_first_conv = True
 
-    def __init__(self, method="auto"):
+    def __init__(self, method: str = "auto"):
         self.method = check_method(method)
 
     def apply(self, x, stages):
@@ -226,7 +226,7 @@ class BLTRecurrence(Recurrence):
 
     kind = "blt"
 
-    def __init__(self, filters=64, kernel_size=3, steps=4, top_down=True):
+    def __init__(self, filters: int = 64, kernel_size: int = 3, steps: int = 4, top_down: bool = True):
         self.filters, self.kernel_size, self.steps, self.top_down = filters, kernel_size, steps, top_down
         BLTRecurrentBlock(filters, kernel_size, steps, top_down)  # validate now, with a clear error
 

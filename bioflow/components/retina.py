@@ -14,7 +14,7 @@ class RetinalBottleneck:
     code left the filter bank behind the bottleneck trainable.
     """
 
-    def __init__(self, width=2, filters=32, kernel_size=3, train_filter_bank=False):
+    def __init__(self, width: int = 2, filters: int = 32, kernel_size: int = 3, train_filter_bank: bool = False):
         for key, value in (("width", width), ("filters", filters), ("kernel_size", kernel_size)):
             check_positive_int(value, f"RetinalBottleneck: {key}")
         self.width, self.filters, self.kernel_size = width, filters, kernel_size

@@ -15,8 +15,8 @@ import stat
 
 import keras
 
-import bioflow
 from bioflow import architecture as architecture_lib
+from bioflow._version import __version__
 from bioflow.errors import BioflowError
 from bioflow.io import PathLike, atomic_write
 from bioflow.training import rundir
@@ -126,7 +126,7 @@ def stage_run(run_dir: PathLike, folder: pathlib.Path, name: str, version: str) 
     counts = architecture_lib.parameter_counts(model)
     card = dict(
         name=name, version=version, created=utc_now(),
-        versions=dict(info.get("versions", {}), published_with=bioflow.__version__),
+        versions=dict(info.get("versions", {}), published_with=__version__),
         git_commit=info.get("git_commit"),
         run=dict(model=info.get("model", model.name), label=info.get("label"), trial=info.get("trial"),
                  seed=info.get("seed"), weights=info.get("weights"), epochs=info.get("epochs_completed"),
