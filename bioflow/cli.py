@@ -110,6 +110,34 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, cifar10g
         sys.exit(130)
 
 
+def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
+    """Parse the config of a run directory, or of a zoo entry (read, never executed), plus the user's
+    ``--gin``/``--gin-param``. Returns ``(folder for the outputs, (model, run info) or None, card or None)``."""
+    from bioflow import config
+
+    if (run_dir is None) == (entry is None):
+        raise BioflowError("Give either a run directory or --zoo NAME[@VERSION], not both and not neither.")
+    loaded, card, untrusted, files = None, None, [], list(gin_files)
+    if entry is not None:
+        from bioflow import zoo
+
+        model, card = zoo.load(entry, root=zoo_root)
+        folder = zoo.Zoo(zoo_root).path(card["name"], card["version"])
+        operative = folder / "operative_config.gin"
+        if not operative.is_file() or operative.is_symlink():
+            raise BioflowError(f"{folder} has no operative_config.gin; run `bioflow zoo verify {entry}`.")
+        untrusted = [(operative.read_text(errors="replace"), f"{card['name']}@{card['version']}: operative_config.gin")]
+        run_dir = out or str(pathlib.Path("runs") / "zoo" / f"{card['name']}_{card['version']}")
+        loaded = (model, zoo.loading.run_info(card))
+    else:
+        operative = pathlib.Path(run_dir) / "operative_config.gin"
+        if not operative.is_file():
+            raise BioflowError(f"{run_dir} has no operative_config.gin: it is not a bioflow run directory.")
+        files = [str(operative)] + files  # the user's own run: trusted, as any gin file they pass
+    config.parse(files, gin_params, untrusted=untrusted)
+    return run_dir, loaded, card
+
+
 @main.command("evaluate")
 @click.argument("run_dir", type=click.Path(file_okay=False), required=False)
 @click.option("--zoo-entry", "--zoo", "entry", metavar="NAME[@VERSION]",
@@ -135,28 +163,10 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
 
     A zoo entry's operative_config.gin is read with bioflow's restricted reader, never executed.
     """
-    from bioflow import config, evaluate
+    from bioflow import evaluate
 
-    if (run_dir is None) == (entry is None):
-        raise BioflowError("Give either a run directory or --zoo NAME[@VERSION], not both and not neither.")
-    loaded, untrusted, files = None, [], ([f"noise/{suite}"] if suite else []) + list(gin_files)
-    if entry is not None:
-        from bioflow import zoo
-
-        model, card = zoo.load(entry, root=zoo_root)
-        folder = zoo.Zoo(zoo_root).path(card["name"], card["version"])
-        operative = folder / "operative_config.gin"
-        if not operative.is_file() or operative.is_symlink():
-            raise BioflowError(f"{folder} has no operative_config.gin; run `bioflow zoo verify {entry}`.")
-        untrusted = [(operative.read_text(errors="replace"), f"{card['name']}@{card['version']}: operative_config.gin")]
-        run_dir = out or str(pathlib.Path("runs") / "zoo" / f"{card['name']}_{card['version']}")
-        loaded = (model, zoo.loading.run_info(card))
-    else:
-        operative = pathlib.Path(run_dir) / "operative_config.gin"
-        if not operative.is_file():
-            raise BioflowError(f"{run_dir} has no operative_config.gin: it is not a bioflow run directory.")
-        files = [str(operative)] + files  # the user's own run: trusted, as any gin file they pass
-    config.parse(files, gin_params, untrusted=untrusted)
+    run_dir, loaded, card = _load_run_or_entry(run_dir, entry, zoo_root, out, ([f"noise/{suite}"] if suite else [])
+                                               + list(gin_files), gin_params)
     given = dict(n_images=n_images, generalisation_dir=cifar10g, perturb_generalisation=perturb_generalisation,
                  save_predictions=save_predictions, save_images="all" if save_all_images else save_images, force=force)
     try:
@@ -168,6 +178,30 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
         published = card.get("metrics", {}).get("clean_accuracy")
         click.echo(f"{card['name']}@{card['version']}: clean accuracy {summary['clean_accuracy']:.4f}"
                    + (f" (published: {published:.4f})" if published is not None else ""))
+
+
+@main.command("explain")
+@click.argument("run_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--zoo", "entry", metavar="NAME[@VERSION]", help="Explain a zoo entry instead of a run directory.")
+@functools.partial(zoo_option, flag="--zoo-root")  # --zoo is the entry here
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Write OUT/explain/ [RUN_DIR/results/explain/; with --zoo, runs/zoo/NAME_VERSION/explain/].")
+@gin_options(default_gin=("explain/base",))
+@click.option("--images", "n_images", type=int, help="Test images to explain [explain.n_images].")
+@click.option("--noise", "noise_name", help="Also explain under this perturbation [explain.noise_name].")
+@click.option("--level", type=float, help="The level of --noise shown [its middle level].")
+@click.option("--layer", "layers", multiple=True, help="A Grad-CAM layer (repeatable) [the last convolution].")
+@click.option("--force", is_flag=True, default=None, help="Explain a run that is not complete.")
+def explain_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, noise_name, level, layers, force):
+    """Explain a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): Grad-CAM, occlusion,
+    front-end activation maps, the most-activating test images and the kernels used, as PNGs and CSVs
+    in RUN_DIR/results/explain/ (or OUT/explain/)."""
+    from bioflow import explain
+
+    target, loaded, _ = _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params)
+    given = dict(n_images=n_images, noise_name=noise_name, level=level, layers=list(layers) or None, force=force,
+                 out=out if entry is None else target)
+    explain.explain(target, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
 
 
 @main.group(cls=BioflowGroup)

@@ -222,6 +222,8 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
                             example_grids=bool(save_images), image_sink=image_sink if save_images == "all" else None,
                             progress=progress)
         write_results(tmp_dir, result)
+        if (run / "results" / "explain").is_dir():  # `bioflow explain`'s output outlives a new evaluation
+            shutil.copytree(run / "results" / "explain", tmp_dir / "explain", symlinks=True)
         replace_dir(tmp_dir, run / "results")
     summary = result.summary
     print(f"Evaluation written to {run / 'results'}: clean accuracy {summary['clean_accuracy']:.4f}"

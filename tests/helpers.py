@@ -71,3 +71,12 @@ def writable_copy(src, dst):
     for path in dst.rglob("*"):
         path.chmod(path.stat().st_mode | stat.S_IWUSR)
     return dst
+
+
+def flip_byte(path, offset=100):
+    """Invert one byte of a (possibly read-only) file: a tampered download or a corrupt entry."""
+    path = pathlib.Path(path)
+    path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))

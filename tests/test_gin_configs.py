@@ -1,4 +1,7 @@
 """Every shipped gin file parses and builds (tiny shapes via bindings), dopamine-style."""
+import re
+
+import gin
 import pytest
 
 from bioflow import config
@@ -71,3 +74,12 @@ def test_user_gin_file_can_include_shipped_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config.parse(["mine"])
     assert build_model().get_layer("v1_gabor").kernel.shape == (7, 7, 1, 24)
+
+
+@pytest.mark.parametrize("root", ["build_model", "train", "evaluate", "explain", "NoiseSuite", "DataPipeline"])
+def test_every_root_configurable_has_a_shipped_gin_file(root):
+    binds = [name for name in SHIPPED if re.search(rf"^{root}\.", (GIN_DIR / f"{name}.gin").read_text(), re.M)]
+    assert binds, f"no shipped gin file binds {root}"
+    if root == "explain":
+        config.parse(["explain/base"])
+        assert gin.query_parameter("explain.patch") == 8

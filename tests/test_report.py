@@ -223,3 +223,23 @@ def test_report_renders_offline_in_headless_chromium(two_models, tmp_path):
     assert errors == []
     assert [m for m in console if m[0] in ("error", "warning")] == []
     assert [u for u in requests if not u.startswith("data:") and u != out.as_uri()] == []
+
+
+def test_explained_entries_get_an_explain_section(pair_copy, tmp_path):
+    for name in ("gabor", "original"):
+        results = pair_copy / name / "1.0.0" / "results"
+        result = CliRunner().invoke(main, ["explain", "--zoo", name, "--zoo-root", str(pair_copy), "--out",
+                                           str(results), "--images", "2", "--noise", "contrast"])
+        assert result.exit_code == 0, result.output
+    data = build_report(tmp_path / "report.html", pair_copy, all_entries=True)
+    curves = data.explain
+    assert set(curves["Model"]) == {"vgg16_gabor", "vgg16_original"} and set(curves["Noise"]) == {"contrast"}
+    assert len(curves) == 2 * 11  # two models × the 11 levels of contrast
+    rows = pd.read_csv(pair_copy / "gabor" / "1.0.0" / "results" / "explain" / "gradcam.csv")
+    rows = rows[(rows["Target"] == "predicted") & (rows["Noise"] == "contrast") & (rows["Level"] == 1.0)]
+    got = curves[(curves["Model"] == "vgg16_gabor") & (curves["Level"] == 1.0)]["CentreMass"].iloc[0]
+    assert got == pytest.approx(rows["CentreMass"].mean(), nan_ok=True)
+    page_html = (tmp_path / "report.html").read_text()
+    assert 'id="explain"' in page_html and "Explain: Grad-CAM and occlusion" in page_html
+    assert not any("Explain" in p for p in data.problems)
+    assert (tmp_path / "report_data" / "explain_centre_mass.csv").is_file()

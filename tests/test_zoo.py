@@ -22,7 +22,7 @@ from bioflow.errors import BioflowError
 from bioflow.runner import train
 from bioflow.training import rundir
 from bioflow.zoo import naming
-from helpers import EVALUATE_SMALL, SUBPROCESS_ENV, TINY_TRAIN
+from helpers import EVALUATE_SMALL, SUBPROCESS_ENV, TINY_TRAIN, flip_byte
 from zoo_http import ModelKerasHandler, QuietHandler, serve
 
 
@@ -70,14 +70,6 @@ def rewrite_card(remote, card):
     index = json.loads((remote / "index.json").read_text())
     index["entries"]["tiny"]["versions"]["1.0.0"]["card"] = {"sha256": sha(card_path), "size": card_path.stat().st_size}
     (remote / "index.json").write_text(json.dumps(index))
-
-
-def flip_byte(path, offset=100):
-    path = pathlib.Path(path)
-    path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 # -- names -----------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     chart_specs = _chart_specs(data)
     problems = list(data.problems)
     for cid, heading, _, _ in charts.CHARTS:
-        if cid not in chart_specs:
+        if cid not in chart_specs and cid not in charts.OPTIONAL_CHARTS:
             problems.append(f"{heading}: no entry has the data for this chart.")
 
     kernels = {}
@@ -56,6 +56,7 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     for entry in data.entries:
         first_per_model.setdefault(entry.model, entry)
     examples = {e.spec: collect_lib.example_images(e) for e in first_per_model.values()}
+    explained = {e.spec: collect_lib.explain_images(e) for e in first_per_model.values()}
     configs = {e.spec: collect_lib.operative_config(e) for e in data.entries}
 
     sections = [("models", "Models", page.models_table_html(data.models))]
@@ -65,6 +66,8 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
             note = ("<p>Reference per base: " + html.escape(", ".join(f"{b}: {r}" for b, r in data.reference.items()))
                     + ".</p>")
         sections.append((f"section-{cid}", heading, f'{note}<div class="chart" id="{cid}"></div>'))
+    if any(explained.values()):
+        sections.append(("explain-pictures", "Explain: Grad-CAM and occlusion", page.explain_gallery(explained)))
     sections += [("kernels", "Filter-bank kernels", page.kernel_gallery(kernels)),
                  ("examples", "Perturbed examples", page.example_gallery(examples)),
                  ("configs", "Operative configs", page.config_sections(data.entries, configs))]

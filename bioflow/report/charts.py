@@ -104,10 +104,24 @@ def generalisation_bars(generalisation):
         column=alt.Column("Images:N", title=None))
 
 
+def explain_centre_mass(explain):
+    """Grad-CAM centre mass against noise level, one panel per noise: where the network looks as noise grows."""
+    if explain.empty:
+        return None
+    return alt.Chart(explain).mark_line(point=True).encode(
+        x=alt.X("Level:Q"), y=alt.Y("CentreMass:Q", title="Grad-CAM mass in the centre", scale=alt.Scale(domain=[0, 1])),
+        color=_colour(), strokeDash=_dash(), detail="Model:N",
+        tooltip=["Model:N", "Noise:N", "Level:Q", alt.Tooltip("CentreMass:Q", format=".3f")],
+    ).properties(width=WIDTH, height=HEIGHT).facet(column=alt.Column("Noise:N", title=None)).resolve_scale(x="independent")
+
+
 CHARTS = (
     ("perturbation", "Perturbation curves", perturbation_curves, "curves"),
     ("auc_heatmap", "Robustness: AUC per noise", auc_heatmap, "aucs"),
     ("auc_ratio", "Robustness: AUC ratio to the reference", auc_ratio_bars, "ratios"),
     ("generalisation", "Generalisation to CIFAR-10G", generalisation_bars, "generalisation"),
     ("learning_curves", "Learning curves", learning_curves, "history"),
+    ("explain", "Explain: Grad-CAM centre mass against noise level", explain_centre_mass, "explain"),
 )
+#: Charts of data that only some reports have (``bioflow explain``): not a problem when absent.
+OPTIONAL_CHARTS = ("explain",)

@@ -46,11 +46,13 @@ class ReportData:
     history: pd.DataFrame
     problems: list
     reference: dict
+    explain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def tables(self):
         """``{file stem: table}`` of the data saved beside the HTML."""
         return dict(models=self.models, perturbation=self.perturbation, perturbation_curves=self.curves,
-                    auc=self.aucs, auc_ratio=self.ratios, generalisation=self.generalisation, history=self.history)
+                    auc=self.aucs, auc_ratio=self.ratios, generalisation=self.generalisation, history=self.history,
+                    explain_centre_mass=self.explain)
 
 
 def select(zoo, specs=(), label=None, all_entries=False, problems=None):
@@ -93,12 +95,15 @@ def _meta(entry):
                 Trial=entry.card.get("run", {}).get("trial"))
 
 
+#: The Grad-CAM table that ``bioflow explain`` writes (optional: only explained entries have it).
+EXPLAIN_TABLE = "results/explain/gradcam.csv"
 #: ``file: (required columns, numeric columns)`` of the tables a report reads from an entry.
 TABLE_COLUMNS = {
     "results/perturbation.csv": (("Noise", "LI", "Level", "Accuracy"), ("LI", "Level", "Accuracy")),
     "results/generalisation.csv": (("Type", "Inverted", "Accuracy"), ("Accuracy",)),
     "history.csv": (("epoch", "loss", "accuracy", "val_loss", "val_accuracy"),
                     ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")),
+    EXPLAIN_TABLE: (("Noise", "Level", "Target", "CentreMass"), ("Level",)),
 }
 
 
@@ -209,7 +214,7 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     zoo = Zoo(zoo_root)
     problems = []
     entries = select(zoo, specs, label, all_entries, problems)
-    pert, gen, hist = [], [], []
+    pert, gen, hist, explained = [], [], [], []
     for e in entries:
         meta = _meta(e)
         table = _read_csv(e, "results/perturbation.csv", problems, "it has no perturbation curves or AUCs")
@@ -228,6 +233,10 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
         table = _read_csv(e, "history.csv", problems, "it has no learning curves")
         if table is not None:
             hist.append(table.assign(**meta))
+        if (e.folder / EXPLAIN_TABLE).exists():  # explained entries only
+            table = _read_csv(e, EXPLAIN_TABLE, problems, "its Grad-CAM centre mass is not shown")
+            if table is not None:
+                explained.append(table.drop(columns=[c for c in meta if c in table]).assign(**meta))
     models = models_table(entries)
     perturbation = pd.concat(pert, ignore_index=True) if pert else pd.DataFrame(
         columns=["Model", "Entry", "Convolution", "Base", "Trial", "Noise", "LI", "Level", "Accuracy"])
@@ -249,7 +258,18 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     return ReportData(entries=entries, models=models, perturbation=perturbation,
                       curves=perturbation_curves(perturbation), aucs=aucs, ratios=ratios,
                       generalisation=generalisation_bars(generalisation), history=history, problems=problems,
-                      reference=refs)
+                      reference=refs, explain=centre_mass_curves(explained))
+
+
+def centre_mass_curves(tables):
+    """Mean Grad-CAM centre mass (of the predicted class) per model, noise and level, from ``bioflow explain``."""
+    if not tables:
+        return pd.DataFrame(columns=["Model", "Convolution", "Base", "Noise", "Level", "CentreMass"])
+    table = pd.concat(tables, ignore_index=True)
+    table["CentreMass"] = pd.to_numeric(table["CentreMass"], errors="coerce")  # NaN: a map without evidence
+    table = table[(table["Target"] == "predicted") & (table["Noise"] != "clean")]
+    return (table.groupby(["Model", "Convolution", "Base", "Noise", "Level"], sort=False, dropna=False)["CentreMass"]
+            .mean().reset_index())
 
 
 def kernels(entry, problems=None):
@@ -279,6 +299,15 @@ def kernels(entry, problems=None):
         if kernel.ndim == 4:
             out[name] = np.transpose(kernel[:, :, 0, :], (2, 0, 1))
     return out
+
+
+def explain_images(entry):
+    """``{picture: PNG bytes}`` of the entry's Grad-CAM and occlusion pictures (``results/explain``)."""
+    folder = entry.folder / "results" / "explain"
+    if not folder.is_dir() or folder.is_symlink():
+        return {}
+    return {p.stem: p.read_bytes() for p in sorted(folder.glob("*.png"))
+            if p.stem.startswith(("gradcam", "occlusion")) and p.is_file() and not p.is_symlink()}
 
 
 def example_images(entry):

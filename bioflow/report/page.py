@@ -111,6 +111,19 @@ def example_gallery(entry_images):
     return "\n".join(parts) or ("<p>No entry saved perturbed examples (evaluate with <code>--save-images</code>).</p>")
 
 
+def explain_gallery(entry_images):
+    """``{entry spec: {picture: PNG bytes}}`` → the models' Grad-CAM and occlusion pictures side by side."""
+    columns = []
+    for spec, images in entry_images.items():
+        if images:
+            figures = "".join(f'<figure><img alt="{html.escape(spec)} {html.escape(name)}" src="{png_data_uri(png)}">'
+                              f"<figcaption>{html.escape(name)}</figcaption></figure>" for name, png in images.items())
+            columns.append(f'<div class="explain-model"><h3>{html.escape(spec)}</h3>{figures}</div>')
+    return ('<p>Grad-CAM columns: image, heat map of the predicted class, of the true class (clean, then under '
+            'the chosen noise). Occlusion: image, drop in the true class\'s probability per patch.</p>'
+            f'<div class="gallery explain">{"".join(columns)}</div>')
+
+
 _SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 

@@ -1,0 +1,218 @@
+"""``bioflow explain``: what the front end sees and what the network attends to, for a finished run.
+
+explain (gin root) → load the run → test images → methods (Grad-CAM, occlusion, activations, top-k,
+kernels) → PNGs and CSVs in a temporary folder → renamed to ``explain/``.
+"""
+import dataclasses
+import json
+import pathlib
+import tempfile
+
+import gin
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from bioflow import architecture, noise
+from bioflow.data import DataPipeline
+from bioflow.data.preprocessing import normaliser, resize
+from bioflow.errors import BioflowError
+from bioflow.evaluate import evaluation_sets
+from bioflow.explain import methods, pictures
+from bioflow.io import replace_dir
+from bioflow.training import rundir
+from bioflow.validation import check_positive_int
+
+#: Layer-name prefixes of the biological front end, in the order data flows through them.
+FRONT_END = ("retina_", "v1_", "recurrent_")
+#: At most this many channels of a layer are drawn per activation picture.
+MAX_CHANNELS = 16
+
+
+@dataclasses.dataclass
+class Explained:
+    """What :func:`explain` computed: the tables behind every picture, and the pictures."""
+
+    tables: dict  # file stem → DataFrame
+    pictures: dict  # file stem → uint8 RGB image
+    summary: dict
+
+
+@gin.configurable(module="bioflow", denylist=["loaded"])
+def explain(run_dir, out=None, n_images=8, layers=None, noise_name=None, level=None, units=(0, 1, 2, 3), k=9,
+            patch=8, stride=4, batch_size=64, seed=0, data=None, force=False, loaded=None):
+    """Explain a finished run; writes ``RUN_DIR/results/explain/`` (or ``OUT/explain/``).
+
+    Args:
+        run_dir: the run directory (``model.keras``, ``run.json``).
+        out: write ``OUT/explain/`` instead.
+        n_images: the test images to explain (clipped to the test set, with a message).
+        layers: layers for Grad-CAM (default: the last convolution); the first is also the top-k layer.
+        noise_name, level: also explain the images under this perturbation at ``level`` (default: its
+            middle level); Grad-CAM's centre mass is computed at every level of the noise.
+        units, k: the channels of the top-k layer, and how many most-activating test images to show.
+        patch, stride: the occlusion square and its step, in pixels.
+        loaded: ``(model, run_info)`` to explain instead of the run's own (a zoo entry).
+    """
+    n_images = check_positive_int(n_images, "explain.n_images")
+    run = pathlib.Path(run_dir)
+    model, info = loaded if loaded is not None else rundir.load_run(run, force)
+    target = (pathlib.Path(out) if out is not None else run / "results") / "explain"
+    layers = list(layers) if layers else [methods.last_conv_layer(model)]
+    for name in layers:
+        methods.check_layer(model, name)
+    if noise_name is not None:
+        levels = noise.get(noise_name).levels  # an unknown name lists the registered noises
+        level = levels[len(levels) // 2] if level is None else float(level)
+    elif level is not None:
+        raise BioflowError("explain.level needs explain.noise_name (--noise NAME).")
+    pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
+    result = compute(model, info, pipeline, n_images=n_images, layers=layers, noise_name=noise_name, level=level,
+                     units=list(units), k=k, patch=patch, stride=stride, batch_size=batch_size, seed=seed)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".explain.") as tmp:
+        folder = pathlib.Path(tmp) / "explain"
+        write(folder, result)
+        replace_dir(folder, target)
+    print(f"Explanations written to {target}: " + ", ".join(sorted(f"{s}.png" for s in result.pictures)), flush=True)
+    return target
+
+
+def compute(model, info, pipeline, *, n_images, layers, noise_name=None, level=None, units=(0, 1, 2, 3), k=9,
+            patch=8, stride=4, batch_size=64, seed=0) -> Explained:
+    """Every explanation of ``model`` on the first ``n_images`` test images; writes nothing."""
+    stats = info["data"]
+    size = model.input_shape[1]
+    background = stats["mean"] / 255.0
+    normalise = normaliser(stats)
+
+    def to_input(x01):
+        return normalise(tf.convert_to_tensor(x01, tf.float32) * 255.0)
+
+    predict = tf.function(lambda x01: tf.cast(model(to_input(x01), training=False), tf.float32), reduce_retracing=True)
+    images, labels = evaluation_sets(pipeline, stats, size, n_images)["test"]
+    if len(labels) < n_images:
+        print(f"Explaining {len(labels)} images: the test set has only {len(labels)} (--images {n_images}).")
+    arch = architecture.read(info, model)
+    model_label = info.get("model", model.name)
+    tables, pics = {}, {}
+
+    # Grad-CAM, clean and (with a noise) at every level of the noise.
+    levels = sorted({*noise.get(noise_name).levels, level}) if noise_name else []
+    conditions = [("clean", 0.0)] + [(noise_name, lv) for lv in levels]
+    gradcam_rows, shown = [], {}
+    cams = {layer: methods.GradCam(model, layer) for layer in layers}
+    for name, lv in conditions:
+        x01 = images if name == "clean" else noise.apply(name, images, lv, seed=seed, background=background).numpy()
+        predicted = np.asarray(predict(x01)).argmax(axis=1)
+        for layer in layers:
+            for target_name, classes in (("predicted", predicted), ("true", labels)):
+                _, heat = cams[layer](np.asarray(to_input(x01)), classes, batch_size)
+                mass = methods.centre_mass(heat)
+                gradcam_rows += [dict(Model=model_label, Layer=layer, Image=i, Index=i, Label=int(labels[i]),
+                                      Predicted=int(predicted[i]), Target=target_name, Class=int(classes[i]),
+                                      Noise=name, Level=float(lv), CentreMass=float(mass[i]))
+                                 for i in range(len(labels))]
+                if name == "clean" or lv == level:
+                    shown[(name, layer, target_name)] = (x01, heat)
+    tables["gradcam"] = pd.DataFrame(gradcam_rows)
+    for layer in layers:
+        rows = []
+        for i in range(len(labels)):
+            row = []
+            for name in ["clean"] + ([noise_name] if noise_name else []):
+                x01, heat_pred = shown[(name, layer, "predicted")]
+                row += [x01[i, ..., 0], pictures.overlay(x01[i, ..., 0], heat_pred[i]),
+                        pictures.overlay(x01[i, ..., 0], shown[(name, layer, "true")][1][i])]
+            rows.append(row)
+        pics[f"gradcam_{layer}"] = pictures.grid(rows)
+
+    # Occlusion sensitivity on the clean images.
+    drops, base = methods.occlusion(predict, images, labels, patch=patch, stride=stride, fill=background)
+    tables["occlusion"] = pd.DataFrame([dict(Model=model_label, Image=i, Label=int(labels[i]), Row=r, Column=c,
+                                             Y=r * stride, X=c * stride, Patch=patch, Drop=float(drops[i, r, c]),
+                                             BaseProbability=float(base[i]))
+                                        for i in range(len(labels)) for r in range(drops.shape[1])
+                                        for c in range(drops.shape[2])])
+    limit = max(float(np.abs(drops).max()), 1e-12)
+    pics["occlusion"] = pictures.grid([[images[i, ..., 0], pictures.heat_colours(np.clip(drops[i] / limit, 0, 1))]
+                                       for i in range(len(labels))])
+
+    # Activation maps of the front end (or of the first convolution when there is none).
+    front = [n for n in methods.spatial_layers(model) if n.startswith(FRONT_END)
+             and not n.endswith("_noise")] or methods.conv_layers(model)[:1]
+    maps = methods.activations(model, front, np.asarray(to_input(images[:4])), batch_size)
+    act_rows = []
+    for layer, values in maps.items():
+        channels = min(values.shape[-1], MAX_CHANNELS)
+        pics[f"activations_{layer}"] = pictures.grid(
+            [[images[i, ..., 0]] + list(pictures.scaled(np.moveaxis(values[i, ..., :channels], -1, 0)))
+             for i in range(len(values))])
+        act_rows += [dict(Model=model_label, Layer=layer, Image=i, Channel=c, Mean=float(values[i, ..., c].mean()),
+                          Max=float(values[i, ..., c].max())) for i in range(len(values))
+                     for c in range(values.shape[-1])]
+    tables["activations"] = pd.DataFrame(act_rows)
+
+    # The most-activating test images, in one pass over the whole test set.
+    topk_layer = layers[0]
+    best = methods.top_k(model, topk_layer, _test_batches(pipeline, stats, size, batch_size, to_input), units, k)
+    tables["topk"] = pd.DataFrame([dict(Model=model_label, Layer=topk_layer, Unit=u, Rank=r, Index=idx, Activation=a)
+                                   for u, items in best.items() for r, (idx, a) in enumerate(items)])
+    wanted = sorted({idx for items in best.values() for idx, _ in items})
+    by_index = dict(zip(wanted, _images_at(pipeline, stats, size, wanted)))
+    pics["topk"] = pictures.grid([[by_index[idx] for idx, _ in best[u]] for u in units])
+
+    # The kernels actually used, and how far a trained bank moved from its initialisation.
+    kernel_rows = []
+    bank_layers = [n for n in methods.conv_layers(model) if n.startswith("v1_")] or methods.conv_layers(model)[:1]
+    for layer in bank_layers:
+        shown_kernels, drift = methods.kernel_drift(model.get_layer(layer))
+        pics[f"kernels_{layer}"] = pictures.grid([list(pictures.scaled(shown_kernels[:MAX_CHANNELS]))], min_size=32)
+        kernel_rows += [dict(Model=model_label, Layer=layer, Kernel=j, Trainable=bool(model.get_layer(layer).trainable),
+                             RelativeL2=None if drift is None else float(drift[j])) for j in range(len(shown_kernels))]
+    tables["kernels"] = pd.DataFrame(kernel_rows)
+    summary = dict(model=model_label, base=arch.base, convolution=arch.convolution, layers=layers,
+                   n_images=int(len(labels)), noise=noise_name, level=level, patch=patch, stride=stride,
+                   topk_layer=topk_layer, units=list(units), k=k,
+                   centre_mass={f"{n}@{lv:g}": float(g["CentreMass"].mean())
+                                for (n, lv), g in tables["gradcam"][tables["gradcam"]["Target"] == "predicted"]
+                                .groupby(["Noise", "Level"], sort=False)})
+    return Explained(tables, pics, summary)
+
+
+def _test_dataset(pipeline, stats, size):
+    splits = pipeline.splits if pipeline.splits is not None else pipeline.source.load()
+    interp = stats["interpolation"]
+    return splits.test.map(lambda x, y: resize(tf.cast(x, tf.float32), size, interp) / 255.0,
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _test_batches(pipeline, stats, size, batch_size, to_input):
+    """``(model inputs, indices)`` over the whole test set, batch by batch."""
+    start = 0
+    for x01 in _test_dataset(pipeline, stats, size).batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        n = int(x01.shape[0])
+        yield to_input(x01), np.arange(start, start + n)
+        start += n
+
+
+def _images_at(pipeline, stats, size, indices):
+    """The [0, 1] test images at ``indices`` (sorted), as ``[H, W]`` arrays."""
+    wanted, out = set(indices), {}
+    for i, x01 in enumerate(_test_dataset(pipeline, stats, size)):
+        if i in wanted:
+            out[i] = x01.numpy()[..., 0]
+            if len(out) == len(wanted):
+                break
+    return [out[i] for i in indices]
+
+
+def write(folder, result: Explained):
+    """Write ``result`` into ``folder``: ``<stem>.png``, ``<table>.csv`` and ``explain.json``."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, table in result.tables.items():
+        table.to_csv(folder / f"{stem}.csv", index=False)
+    for stem, image in result.pictures.items():
+        tf.io.write_file(str(folder / f"{stem}.png"), tf.io.encode_png(image))
+    (folder / "explain.json").write_text(json.dumps(result.summary, indent=2) + "\n")
