@@ -20,7 +20,7 @@ from bioflow.architecture import Architecture, parameter_counts
 from bioflow.components import Combined, FilterBank, FilterBankConv, RetinalBottleneck
 from bioflow.components.convolution import check_method
 from bioflow.components.recurrent import ConvStage, Recurrence
-from bioflow.errors import BioflowError
+from bioflow.errors import BioflowError, choices
 from bioflow.registry import BASES, BOTTLENECKS, FILTER_BANKS, RECURRENCES
 from bioflow.validation import check_positive_int, safe_name
 
@@ -44,7 +44,8 @@ def resolve_filter_bank(filter_bank: str | FilterBank | Combined | None) -> Filt
         return None
     if isinstance(filter_bank, str):
         if filter_bank not in FILTER_BANKS:
-            FILTER_BANKS.entry(filter_bank)  # raises, listing the registered banks
+            raise BioflowError(f"Unknown filter bank {filter_bank!r}; valid filter banks are "
+                               f"{choices([ORIGINAL, *FILTER_BANKS])} (or a bank object such as @Gabor()).")
         return FILTER_BANKS.create(filter_bank)
     if not isinstance(filter_bank, FILTER_BANKS.components()):
         raise BioflowError(f"filter_bank must be {ORIGINAL!r}, a registered name ({', '.join(FILTER_BANKS)}) or a "

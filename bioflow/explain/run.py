@@ -25,8 +25,8 @@ from bioflow.validation import check_positive_int
 
 #: Layer-name prefixes of the biological front end, in the order data flows through them.
 FRONT_END = ("retina_", "v1_", "recurrent_")
-#: At most this many channels of a layer are drawn per activation picture.
-MAX_CHANNELS = 16
+#: At most this many channels (or kernels) of a layer are drawn per picture; the CSVs hold them all.
+MAX_CHANNELS = 64
 
 
 @dataclasses.dataclass
