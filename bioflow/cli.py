@@ -190,7 +190,8 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
 @click.option("--images", "n_images", type=int, help="Test images to explain [explain.n_images].")
 @click.option("--noise", "noise_name", help="Also explain under this perturbation [explain.noise_name].")
 @click.option("--level", type=float, help="The level of --noise shown [its middle level].")
-@click.option("--layer", "layers", multiple=True, help="A Grad-CAM layer (repeatable) [the last convolution].")
+@click.option("--layer", "layers", multiple=True,
+              help="A Grad-CAM layer (repeatable) [the last convolution with maps of at least 7x7].")
 @click.option("--force", is_flag=True, default=None, help="Explain a run that is not complete.")
 def explain_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, noise_name, level, layers, force):
     """Explain a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): Grad-CAM, occlusion,

@@ -257,7 +257,8 @@ class Robustness:
     grids: dict = dataclasses.field(default_factory=dict)  # noise → uint8 image grid
 
 
-def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSuite, *, batch_size=64, seed=0, perturb_generalisation=False,
+def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSuite, *, batch_size=64, seed=0,
+               perturb_generalisation=False,
                save_predictions=False, example_grids=False, image_sink=None, progress=None) -> Robustness:
     """Evaluate ``model`` on ``sets`` (see :func:`evaluation_sets`): clean, then every (noise, level).
 

@@ -39,7 +39,8 @@ def resolve_base(base: str | Callable) -> tuple[str, Callable]:
 
 
 def resolve_filter_bank(filter_bank: str | FilterBank | Combined | None) -> FilterBank | Combined | None:
-    """``None``, ``'original'``, a registered name (``'gabor'``, ``'combined-trim'``) or a bank object → bank or None."""
+    """``None``, ``'original'``, a registered name (``'gabor'``, ``'combined-trim'``) or a bank object → bank
+    (None keeps the base's own first convolution)."""
     if filter_bank is None or (isinstance(filter_bank, str) and filter_bank.lower() == ORIGINAL):
         return None
     if isinstance(filter_bank, str):

@@ -213,7 +213,8 @@ def test_explain_refuses_bad_input_and_writes_nothing(tiny_run, zoo_copy, tmp_pa
     assert result.exit_code == 2 and "Unknown layer 'nope'; the model's convolutional layers are" in result.output
     assert "'v1_gabor'" in result.output and "block5_conv3" in result.output
     result = run(tiny_run, "--layer", "fc1")
-    assert result.exit_code == 2 and "Layer 'fc1' has no spatial output: its output shape is (None, 16)" in result.output
+    assert result.exit_code == 2
+    assert "Layer 'fc1' has no spatial output: its output shape is (None, 16)" in result.output
     result = run(tmp_path)
     assert result.exit_code == 2 and "operative_config.gin" in result.output
     (tmp_path / "operative_config.gin").write_text("")

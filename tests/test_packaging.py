@@ -71,7 +71,8 @@ def _imports(path, module):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             for alias in node.names:  # `from pkg import submodule` imports the submodule
                 sub = f"{base}.{alias.name}"
                 out.add(sub if (ROOT / (sub.replace(".", "/") + ".py")).is_file()

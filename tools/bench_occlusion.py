@@ -78,9 +78,8 @@ def run_one(gin_file, args):
                                                          args.max_batch), args.repeats)
     t_loop = median_seconds(lambda: loop_occlusion(predict_one, images, labels, args.patch, args.stride, 0.5),
                             max(1, args.repeats - 2))
-    print(f"{gin_file} ({model.count_params():,} parameters): {args.images} images of {size}x{size}, patch {args.patch}, "
-          f"stride {args.stride}: "
-          f"{args.images * positions} occluded copies")
+    print(f"{gin_file} ({model.count_params():,} parameters): {args.images} images of {size}x{size}, "
+          f"patch {args.patch}, stride {args.stride}: {args.images * positions} occluded copies")
     print(f"  loop of single predictions  {t_loop:8.2f} s")
     print(f"  batched (bioflow.explain)   {t_batched:8.2f} s")
     print(f"  ratio                       {t_loop / t_batched:8.1f}x")

@@ -39,12 +39,19 @@ def check_layer(model, name, what="layer"):
     return layer
 
 
-def last_conv_layer(model):
-    """The default Grad-CAM layer: the last convolutional layer of the model."""
+#: Grad-CAM's default layer has maps of at least this size (7×7, as in Selvaraju et al.); coarser maps
+#: say little about where the evidence is (a 2×2 map's centre mass is 1/4 whatever it holds).
+MIN_CAM_SIZE = 7
+
+
+def last_conv_layer(model, min_size=MIN_CAM_SIZE):
+    """The default Grad-CAM layer: the last convolution whose maps are at least ``min_size`` on a side
+    (the last convolution of the base at 224×224; an earlier block on tiny inputs), else the last one."""
     convs = conv_layers(model)
     if not convs:
         raise BioflowError(f"Model {model.name!r} has no convolutional layer to explain.")
-    return convs[-1]
+    large = [n for n in convs if min(model.get_layer(n).output.shape[1:3]) >= min_size]
+    return (large or convs)[-1]
 
 
 def _probe(model, names):

@@ -47,7 +47,8 @@ def explain(run_dir, out=None, n_images=8, layers=None, noise_name=None, level=N
         run_dir: the run directory (``model.keras``, ``run.json``).
         out: write ``OUT/explain/`` instead.
         n_images: the test images to explain (clipped to the test set, with a message).
-        layers: layers for Grad-CAM (default: the last convolution); the first is also the top-k layer.
+        layers: layers for Grad-CAM (default: the last convolution with maps of at least 7×7); the first
+            is also the top-k layer.
         noise_name, level: also explain the images under this perturbation at ``level`` (default: its
             middle level); Grad-CAM's centre mass is computed at every level of the noise.
         units, k: the channels of the top-k layer, and how many most-activating test images to show.

@@ -109,10 +109,12 @@ def explain_centre_mass(explain):
     if explain.empty:
         return None
     return alt.Chart(explain).mark_line(point=True).encode(
-        x=alt.X("Level:Q"), y=alt.Y("CentreMass:Q", title="Grad-CAM mass in the centre", scale=alt.Scale(domain=[0, 1])),
+        x=alt.X("Level:Q"),
+        y=alt.Y("CentreMass:Q", title="Grad-CAM mass in the centre", scale=alt.Scale(domain=[0, 1])),
         color=_colour(), strokeDash=_dash(), detail="Model:N",
         tooltip=["Model:N", "Noise:N", "Level:Q", alt.Tooltip("CentreMass:Q", format=".3f")],
-    ).properties(width=WIDTH, height=HEIGHT).facet(column=alt.Column("Noise:N", title=None)).resolve_scale(x="independent")
+    ).properties(width=WIDTH, height=HEIGHT).facet(column=alt.Column("Noise:N", title=None)).resolve_scale(
+        x="independent")
 
 
 CHARTS = (
