@@ -205,6 +205,59 @@ def explain_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_imag
     explain.explain(target, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
 
 
+@main.command("sweep")
+@gin_options()
+@click.option("--workdir", default="runs", show_default=True, help="Root of the run directories.")
+@click.option("--label", help="The sweep's label: its runs go to WORKDIR/LABEL/ [train.label].")
+@click.option("--address", help="Join a Ray cluster: 'auto' (this machine's), HOST:PORT or ray://HOST:PORT "
+              "[a local Ray started in-process].")
+@click.option("--cpus-per-run", type=int, default=1, show_default=True, help="CPUs per cell (its TF threads too).")
+@click.option("--gpus-per-run", type=float, default=0, show_default=True, help="GPUs per cell.")
+@click.option("--max-failures", type=int, default=2, show_default=True,
+              help="Retries of a cell whose worker died (SIGKILL, lost node); a cell that fails by itself is not "
+                   "retried.")
+@click.option("--publish", metavar="PREFIX", help="Publish each finished cell as PREFIX-<axis values>, one version "
+              "per trial.")
+@click.option("--dry-run", is_flag=True, help="Print the cells and their bindings, then stop.")
+@click.option("--status", "show", is_flag=True, help="Print WORKDIR/LABEL/sweep.csv and stop.")
+def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, gpus_per_run, max_failures, publish,
+                  dry_run, show):
+    """Run an experiment grid (a gin file declaring Sweep.axes and Sweep.trials) on Ray: every cell is the
+    `bioflow train` run of the sweep's gin files plus its axis bindings and trial."""
+    from bioflow.sweep import runner
+
+    if show:
+        if label is None:
+            runner.load(gin_files, gin_params)
+            label = _bound_label()
+        runner.show_status(workdir, label, echo=click.echo)
+        return
+    if not gin_files:
+        raise BioflowError("Give the sweep's gin file: bioflow sweep --gin evans2022/sweep (see `bioflow configs`).")
+    for key, value in (("--cpus-per-run", cpus_per_run), ("--max-failures", max_failures + 1)):
+        if value < 1:
+            raise BioflowError(f"{key} must be at least {1 if key == '--cpus-per-run' else 0}, got {value}.")
+    if dry_run:
+        sweep, _ = runner.load(gin_files, gin_params)
+        cells = sweep.cells()
+        click.echo(f"{len(cells)} cells ({len(sweep.trials)} trials x "
+                   f"{len(cells) // len(sweep.trials)} combinations):")
+        for cell in cells:
+            click.echo(f"  {cell.id}  " + "  ".join(f'--gin-param "{p}"' for p in cell.gin_params()))
+        return
+    runner.run(gin_files, gin_params, workdir=workdir, label=label, address=address, cpus_per_run=cpus_per_run,
+               gpus_per_run=gpus_per_run, max_failures=max_failures, publish=publish, echo=click.echo)
+
+
+def _bound_label():
+    import gin
+
+    try:
+        return gin.query_parameter("train.label")
+    except ValueError:
+        return "default"
+
+
 @main.group(cls=BioflowGroup)
 def zoo():
     """The model zoo: publish runs; list, show and verify entries; export; pull from a remote."""

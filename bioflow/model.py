@@ -118,12 +118,12 @@ def _front_end_stages(spec, bank, conv_method, internal_noise, train_bank):
             for i, stage in enumerate(bank.stages())]
 
 
-@gin.configurable(module="bioflow")
+@gin.configurable(module="bioflow", denylist=["name_only"])
 def build_model(input_shape: tuple[int, int, int] = (224, 224, 1), classes: int = 10, base: str | Callable = "vgg16",
                 filter_bank: str | FilterBank | Combined | None = None,
                 bottleneck: int | str | RetinalBottleneck | None = None, recurrence: str | Recurrence | None = None,
                 internal_noise: float | None = None, conv_method: str = "auto", weights: str | None = None,
-                name: str | None = None) -> keras.Model:
+                name: str | None = None, name_only: bool = False) -> keras.Model | str:
     """Build the whole network; returns an uncompiled ``keras.Model``.
 
     Args:
@@ -139,6 +139,7 @@ def build_model(input_shape: tuple[int, int, int] = (224, 224, 1), classes: int 
         weights: ``None``, ``'imagenet'`` or the path of a Keras Applications weight file
             (``Original`` bases only; the first conv is adapted to grayscale).
         name: the model's name (default: from the components).
+        name_only: return the name the model would get (it names the run directory), without building it.
     """
     shape = _check_input_shape(input_shape)
     if name is not None:
@@ -152,6 +153,8 @@ def build_model(input_shape: tuple[int, int, int] = (224, 224, 1), classes: int 
     if weights is not None and bank is not None:
         raise BioflowError(f"Pretrained weights ({weights!r}) are only available for Original bases; "
                            f"this model uses the filter bank {bank!r}.")
+    if name_only:
+        return name or model_name(base_name, bank, retina, rec)
     train_bank = retina.train_filter_bank if retina is not None else False
 
     def first_layer(x, spec):

@@ -1,0 +1,278 @@
+"""Running a sweep's cells as Ray tasks, from a local Ray started in-process to a cluster.
+
+Each cell is a Ray task that runs ``bioflow train`` in a fresh worker process (``max_calls=1``: no
+gin, Keras or TensorFlow state carries from one cell to the next), with the CPUs and GPUs it asks
+for and its TensorFlow threads limited to its CPU share. A worker that dies (SIGKILL, a lost node)
+is retried by Ray up to ``max_failures`` times, and the retried run resumes from its last
+checkpoint; a cell that fails by itself (an error, a NaN loss) is marked failed and not retried.
+The driver writes ``sweep.csv``/``sweep.json`` as cells start and finish.
+"""
+import json
+import os
+import pathlib
+import socket
+import urllib.parse
+
+from bioflow import config
+from bioflow.errors import BioflowError, user_message
+from bioflow.io import atomic_write
+from bioflow.sweep import status
+from bioflow.sweep.grid import Sweep, check_axes
+
+#: How long an ``--address`` may take to answer before the sweep gives up.
+CONNECT_TIMEOUT = 5.0
+
+
+def load(gin_files, gin_params=()):
+    """``(sweep, resolved gin files)``: parse the sweep's gin files and check its axes."""
+    import gin
+
+    config.parse(gin_files, gin_params)
+    resolved = [str(config.resolve_gin_file(f).resolve()) for f in gin_files]
+    sweep = gin.get_configurable(Sweep)()
+    check_axes(sweep, resolved)
+    return sweep, resolved
+
+
+def run_dirs(cells, files, gin_params, workdir, label):
+    """``{cell id: run directory}``, named as ``bioflow train`` names them (the model is not built).
+
+    Two cells that would share a run directory (an axis that changes neither the model name, the
+    trial nor the seed) are an error: their runs would overwrite each other.
+    """
+    from bioflow.model import build_model
+    from bioflow.training.rundir import run_dir
+
+    out, owner = {}, {}
+    for cell in cells:
+        config.parse(files, list(gin_params) + cell.gin_params())
+        seed = _query("train.seed", 42)
+        path = str(run_dir(workdir, label, build_model(name_only=True), cell.trial, seed))
+        if path in owner:
+            raise BioflowError(f"Two cells would train into the same run directory {path}: "
+                               f"{_describe(owner[path])} and {_describe(cell)}. The run directory is "
+                               "<model>_t<trial>_s<seed>, and these axis values change none of them: add "
+                               "train.seed to the axes, or run each value under its own --label.")
+        owner[path], out[cell.id] = cell, path
+    return out
+
+
+def _describe(cell):
+    return ", ".join(f"{k} = {v!r}" for k, v in cell.bindings) + f", trial {cell.trial}"
+
+
+def check_address(address):
+    """Fail within seconds, with a clear message, when a cluster ``address`` does not answer."""
+    if address in (None, "auto", "local"):
+        return
+    parsed = urllib.parse.urlparse(address if "://" in address else f"ray://{address}")
+    host, port = parsed.hostname, parsed.port
+    if not host or not port:
+        raise BioflowError(f"--address {address!r} is not HOST:PORT, ray://HOST:PORT or 'auto'.")
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as conn:
+            _grpc_handshake(conn)
+    except OSError as err:
+        raise BioflowError(f"Cannot reach the Ray cluster at {address} ({err}). Start it with `ray start --head`, "
+                           "check the address, or leave out --address to run on this machine.") from err
+
+
+#: The HTTP/2 client preface and an empty SETTINGS frame: every gRPC server (Ray's GCS and its
+#: client server are) answers with a SETTINGS frame of its own.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _grpc_handshake(conn):
+    """Raise OSError unless the peer answers as a gRPC (HTTP/2) server, within the connection's timeout."""
+    conn.sendall(_H2_PREFACE)
+    frame = b""
+    while len(frame) < 9:
+        chunk = conn.recv(9 - len(frame))
+        if not chunk:
+            raise OSError("the connection closed: it is not a Ray (gRPC) server")
+        frame += chunk
+    if frame[3] != 4:  # the frame type of SETTINGS
+        raise OSError("the server does not speak gRPC: it is not a Ray cluster")
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as err:
+        raise BioflowError('bioflow sweep runs on Ray, which is not installed: pip install "bioflow[ray]"') from err
+    return ray
+
+
+def train_cell(gin_files, params, workdir, label, attempts_path, threads):
+    """A Ray task: one ``bioflow train`` run; returns what the status files record about it."""
+    attempts = pathlib.Path(attempts_path)
+    previous = json.loads(attempts.read_text()) if attempts.is_file() else {"attempts": 0}
+    atomic_write(attempts, json.dumps({"attempts": previous["attempts"] + 1, "pid": os.getpid()}))
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    from bioflow.runner import train
+
+    config.parse(gin_files, params)
+    run = train(workdir=workdir, label=label)
+    info = json.loads((run / "run.json").read_text())
+    robustness = run / "results" / "robustness.json"
+    clean = json.loads(robustness.read_text()).get("clean_accuracy") if robustness.is_file() else None
+    return dict(run_dir=str(run), val_accuracy=(info.get("final") or {}).get("val_accuracy"), clean_accuracy=clean)
+
+
+def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus_per_run=1, gpus_per_run=0,
+        max_failures=2, publish=None, zoo=None, echo=print):
+    """Run every unfinished cell of the sweep; returns the rows of ``sweep.csv``.
+
+    ``label`` defaults to the sweep's ``train.label``; cells already complete (in ``sweep.json``,
+    with a complete run directory) are skipped. ``publish`` publishes each finished cell as
+    ``PREFIX-<axis values>``, one version per trial.
+    """
+    sweep, files = load(gin_files, gin_params)
+    if label is None:
+        label = _query("train.label", "default")
+    workdir = str(pathlib.Path(workdir).resolve())
+    check_address(address)
+    ray = _import_ray()
+    folder = status.folder_of(workdir, label)
+    rows = status.read(folder)
+    cells = sweep.cells()
+    axes = list(sweep.axes)
+    paths = run_dirs(cells, files, gin_params, workdir, label)
+    if publish is not None:
+        from bioflow.zoo import Zoo, naming
+
+        naming.check_name(publish, "The --publish prefix")
+        zoo = str(Zoo(zoo).root.resolve())
+    todo = []
+    for cell in cells:
+        row = rows.get(cell.id) or dict(cell=cell.id, trial=cell.trial, **dict(cell.bindings), status="pending",
+                                        attempts=0)
+        row["run_dir"] = paths[cell.id]
+        done = _complete(row["run_dir"])  # finished, by this sweep or by hand
+        row["status"] = "complete" if done else "pending"
+        rows[cell.id] = row
+        if not done:
+            todo.append(cell)
+    meta = dict(label=label, workdir=workdir, gin=list(files), gin_params=list(gin_params))
+    status.write(folder, rows, axes, meta)
+    echo(f"Sweep {label}: {len(cells)} cells, {len(cells) - len(todo)} already complete, {len(todo)} to run.")
+    if not todo:
+        return rows
+    marks = folder / ".sweep"
+    marks.mkdir(parents=True, exist_ok=True)
+    started_here = not ray.is_initialized()
+    if started_here:
+        _init(ray, address, cpus_per_run)
+    try:
+        task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_failures,
+                          retry_exceptions=False, max_calls=1)(train_cell)
+        pending = {}
+        for cell in todo:
+            params = list(gin_params) + cell.gin_params()
+            if publish is not None:
+                params += [f"train.publish = '{publish}-{cell.slug()}'", f"train.zoo = '{zoo}'"]
+            attempts = marks / f"{cell.id}.json"
+            attempts.unlink(missing_ok=True)
+            pending[task.remote(files, params, workdir, label, str(attempts), max(1, int(cpus_per_run)))] = cell
+            rows[cell.id].update(status="pending", attempts=0, error=None)
+        finished = 0
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            _note_starts(rows, marks, pending.values())
+            for ref in ready:
+                cell = pending.pop(ref)
+                row = rows[cell.id]
+                row["attempts"] = _attempts(marks, cell)
+                try:
+                    row.update(ray.get(ref), status="complete", error=None)
+                    if publish is not None:
+                        row["zoo_entry"] = _entry(row["run_dir"], f"{publish}-{cell.slug()}", zoo)
+                except ray.exceptions.RayTaskError as err:
+                    cause = getattr(err, "cause", None)
+                    row.update(status="failed", error=user_message(cause) if cause is not None else str(err)[:500])
+                except ray.exceptions.RayError as err:  # the worker died more than max_failures times
+                    row.update(status="failed", error=f"{type(err).__name__}: {str(err).splitlines()[0][:300]}")
+                finished += 1
+                echo(_line(finished, len(todo), cell, row))
+            status.write(folder, rows, axes, meta)
+    finally:
+        if started_here:
+            ray.shutdown()
+    echo(f"Sweep {label}: {status.summary_line(rows)}. Status: {folder / 'sweep.csv'}")
+    return rows
+
+
+def _query(key, default):
+    """The gin binding ``key``, or ``default`` when it is not bound."""
+    import gin
+
+    try:
+        return gin.query_parameter(key)
+    except ValueError:
+        return default
+
+
+def _init(ray, address, cpus_per_run):
+    """Start a local Ray sized to this machine, or join the cluster at ``address``."""
+    options = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    if address in (None, "local"):
+        ray.init(num_cpus=os.cpu_count(), **options)
+        return
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, TimeoutError, RuntimeError) as err:
+        raise BioflowError(f"Cannot join the Ray cluster at {address}: {err}. Start it with `ray start --head`, "
+                           "check the address, or leave out --address to run on this machine.") from err
+
+
+def _complete(run_dir):
+    try:
+        return json.loads((pathlib.Path(run_dir) / "run.json").read_text()).get("status") == "complete"
+    except (OSError, ValueError):
+        return False
+
+
+def _attempts(marks, cell):
+    path = marks / f"{cell.id}.json"
+    try:
+        return int(json.loads(path.read_text())["attempts"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _note_starts(rows, marks, cells):
+    """Mark cells whose worker has started (or restarted) as running."""
+    for cell in cells:
+        n = _attempts(marks, cell)
+        if n and (rows[cell.id]["status"] != "running" or rows[cell.id]["attempts"] != n):
+            rows[cell.id].update(status="running", attempts=n)
+
+
+def _entry(run_dir, name, zoo):
+    from bioflow.zoo import published_as
+
+    version = published_as(run_dir, name, zoo)
+    return f"{name}@{version}" if version else None
+
+
+def _line(done, total, cell, row):
+    value = row.get("val_accuracy")
+    acc = f" val_accuracy {value:.4f}" if isinstance(value, float) else ""
+    retried = f" (attempt {row['attempts']})" if row.get("attempts", 0) > 1 else ""
+    what = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in cell.bindings)
+    tail = f": {row['error']}" if row["status"] == "failed" else f" {row.get('run_dir', '')}{acc}"
+    return f"[{done}/{total}] {row['status']:8} trial {cell.trial} {what}{retried}{tail}"
+
+
+def show_status(workdir, label, echo=print):
+    """Print a sweep's ``sweep.csv`` rows (``bioflow sweep --status``)."""
+    folder = status.folder_of(workdir, label)
+    rows = status.read(folder)
+    if not rows:
+        raise BioflowError(f"No sweep status in {folder}: run `bioflow sweep` with this --workdir and --label first.")
+    echo((folder / "sweep.csv").read_text().rstrip())
+    echo(status.summary_line(rows))
+    return rows

@@ -1,0 +1,199 @@
+"""`bioflow sweep`: grids of tiny runs on a local Ray with 2 CPUs, retries, resume, publishing, bad input."""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bioflow import zoo
+from bioflow.cli import main
+from bioflow.sweep import Sweep
+from bioflow.training import rundir
+from helpers import SUBPROCESS_ENV
+
+TINY_SWEEP = """
+include 'quickstart.gin'
+vgg16.width = 0.0625
+vgg16.fc_units = 16
+LowPass.ksize = 7
+LowPass.sigmas = [1.0]
+Synthetic.n_train = 256
+Synthetic.n_test = 64
+train.epochs = 1
+train.batch_size = 32
+train.skip_test = True
+train.label = 'grid'
+"""
+
+
+def ray_children():
+    """This process's descendants that belong to Ray (read from /proc)."""
+    parents = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = (int(fields[1]), cmdline)
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in parents.items() if ppid in frontier} - mine
+        mine |= frontier
+    return [parents[pid][1][:80] for pid in mine if "ray" in parents[pid][1]]
+
+
+@pytest.fixture
+def no_ray_left():
+    """Shut Ray down after the test, and check that no Ray process is left behind."""
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    deadline = time.time() + 20
+    while ray_children() and time.time() < deadline:
+        time.sleep(0.5)
+    assert ray_children() == []
+
+
+def sweep_file(tmp_path, axes, trials=1, extra=""):
+    path = tmp_path / "sweep.gin"
+    path.write_text(TINY_SWEEP + extra + f"\nSweep.axes = {axes}\nSweep.trials = {trials}\n")
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["sweep", *map(str, args)])
+
+
+def test_cells_are_the_product_of_the_axes_times_the_trials():
+    grid = Sweep({"build_model.filter_bank": ["gabor", "dog"], "build_model.base": ["vgg16", "allcnn", "vgg19"]}, 2)
+    cells = grid.cells()
+    assert len(cells) == 12 and len({c.id for c in cells}) == 12
+    assert cells[0].gin_params() == ["build_model.filter_bank = 'gabor'", "build_model.base = 'vgg16'",
+                                     "train.trial = 1"]
+    assert Sweep({"build_model.bottleneck": [None, 2]}).cells()[0].gin_params()[0] == "build_model.bottleneck = None"
+
+
+def test_the_shipped_grids(tmp_path):
+    result = invoke("--gin", "evans2022/sweep", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("60 cells (3 trials x 20 combinations)")
+    assert "build_model.filter_bank = 'combined-trim'" in result.output
+    result = invoke("--gin", "seed_study/sweep", "--dry-run")
+    assert result.exit_code == 0 and result.output.startswith("12 cells (3 trials x 4 combinations)")
+    from bioflow.sweep import runner
+
+    sweep, files = runner.load(["seed_study/sweep"])
+    names = {pathlib.Path(p).name for p in runner.run_dirs(sweep.cells(), files, [], str(tmp_path), "s").values()}
+    # The four seed runs of the follow-up study, each three times.
+    assert names == {f"{m}_t{t}_s42" for m in ("vgg16_gabor", "vgg16_gabor_rib2", "vgg16_gabor_convlstm",
+                                               "vgg16_gabor_rib2_convlstm") for t in (1, 2, 3)}
+
+
+@pytest.mark.slow
+def test_a_2x2_grid_runs_publishes_and_a_rerun_trains_nothing(tmp_path, monkeypatch, no_ray_left):
+    monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "zoo"))
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["original", "low-pass"]}, trials=2)
+    workdir = tmp_path / "runs"
+    result = invoke("--gin", path, "--workdir", workdir, "--cpus-per-run", 1, "--publish", "grid")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(workdir / "grid" / "sweep.csv")
+    assert len(table) == 4 and set(table["status"]) == {"complete"} and set(table["attempts"]) == {1}
+    runs = sorted(pathlib.Path(p).name for p in table["run_dir"])
+    assert runs == ["vgg16_lowpass_t1_s42", "vgg16_lowpass_t2_s42", "vgg16_original_t1_s42", "vgg16_original_t2_s42"]
+    for run in table["run_dir"]:
+        assert json.loads((pathlib.Path(run) / "run.json").read_text())["status"] == "complete"
+    # Published concurrently, one version per trial, under the zoo lock.
+    local = zoo.Zoo(tmp_path / "zoo")
+    assert local.names() == ["grid-low-pass", "grid-original"]
+    assert all(local.versions(n) == ["1.0.0", "1.1.0"] for n in local.names())
+    assert all(local.verify(f"{n}@{v}") == [] for n in local.names() for v in local.versions(n))
+    assert sorted(table["zoo_entry"]) == sorted(f"{n}@{v}" for n in local.names() for v in local.versions(n))
+    catalogue = json.loads((tmp_path / "zoo" / "catalogue.json").read_text())
+    assert {n: sorted(e["versions"]) for n, e in catalogue["entries"].items()} == \
+        {n: local.versions(n) for n in local.names()}
+
+    history = {run: (pathlib.Path(run) / "history.csv").stat().st_mtime_ns for run in table["run_dir"]}
+    result = invoke("--gin", path, "--workdir", workdir, "--publish", "grid")
+    assert result.exit_code == 0, result.output
+    assert "4 cells, 4 already complete, 0 to run" in result.output
+    assert {run: (pathlib.Path(run) / "history.csv").stat().st_mtime_ns for run in table["run_dir"]} == history
+    result = invoke("--gin", path, "--workdir", workdir, "--status")
+    assert result.exit_code == 0 and "4 cells: 4 complete" in result.output
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_retried_and_its_run_resumes(tmp_path, no_ray_left):
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["original"]},
+                      extra="train.epochs = 4\nSynthetic.n_train = 1024\n")
+    workdir = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", "sweep", "--gin", str(path), "--workdir",
+                             str(workdir), "--max-failures", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
+    history = workdir / "grid" / "vgg16_original_t1_s42" / "history.csv"
+    marks = workdir / "grid" / ".sweep"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(rundir.read_history(history)) < 1 and proc.poll() is None:
+        time.sleep(0.2)
+    worker = json.loads(next(marks.glob("*.json")).read_text())["pid"]
+    os.kill(worker, signal.SIGKILL)
+    output = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, output[-3000:]
+    assert [r["epoch"] for r in rundir.read_history(history)] == [0, 1, 2, 3]  # each epoch exactly once
+    row = pd.read_csv(workdir / "grid" / "sweep.csv").iloc[0]
+    assert row["status"] == "complete" and row["attempts"] == 2, output[-2000:]
+    assert "(attempt 2)" in output
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_marked_failed_and_the_rest_finish(tmp_path, no_ray_left):
+    # A low-pass sigma whose square underflows to 0 gives NaN kernels: that cell's loss is NaN at once.
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["original", "low-pass"]},
+                      extra="LowPass.sigmas = [1e-200]\n")
+    result = invoke("--gin", path, "--workdir", tmp_path / "runs", "--max-failures", 3)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "runs" / "grid" / "sweep.csv").set_index("build_model.filter_bank")
+    assert table.loc["original", "status"] == "complete"
+    assert table.loc["low-pass", "status"] == "failed" and table.loc["low-pass", "attempts"] == 1  # not retried
+    assert "training loss became" in table.loc["low-pass", "error"]
+    assert "1 complete, 1 failed" in result.output
+
+
+def test_bad_sweeps_fail_clearly(tmp_path, no_ray_left):
+    path = sweep_file(tmp_path, {"train.learning_rat": [0.1]})
+    for args in (["--dry-run"], ["--workdir", tmp_path / "runs"]):
+        result = invoke("--gin", path, *args)
+        assert result.exit_code == 2, result.output
+        assert f"{path}:" in result.output and "'train.learning_rat', which gin refuses" in result.output
+    path = sweep_file(tmp_path, {"build_model.base": []})
+    result = invoke("--gin", path, "--dry-run")
+    assert result.exit_code == 2 and "Sweep.axes['build_model.base'] must be a non-empty list" in result.output
+    path = sweep_file(tmp_path, {"build_model.base": ["vgg16"]}, trials=0)
+    result = invoke("--gin", path, "--dry-run")
+    assert result.exit_code == 2 and "Sweep.trials must be a positive integer, got 0" in result.output
+    path = sweep_file(tmp_path, {"train.learning_rate": [0.1, 0.2]})
+    result = invoke("--gin", path, "--workdir", tmp_path / "runs")
+    assert result.exit_code == 2 and "Two cells would train into the same run directory" in result.output
+    start = time.time()
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["original"]})
+    result = invoke("--gin", path, "--workdir", tmp_path / "runs", "--address", "127.0.0.1:9")
+    assert result.exit_code == 2 and "Cannot reach the Ray cluster at 127.0.0.1:9" in result.output
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        address = "ray://127.0.0.1:%d" % silent.getsockname()[1]
+        result = invoke("--gin", path, "--workdir", tmp_path / "runs", "--address", address)
+    assert result.exit_code == 2 and f"Cannot reach the Ray cluster at {address} (timed out)" in result.output
+    assert time.time() - start < 20
+    result = invoke("--status", "--workdir", tmp_path / "nowhere", "--label", "x")
+    assert result.exit_code == 2 and "No sweep status in" in result.output
+    assert not (tmp_path / "runs" / "grid" / "sweep.csv").exists()
