@@ -156,6 +156,12 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
         rows[cell.id] = row
         if not done:
             todo.append(cell)
+        elif publish is not None:  # finished before --publish was asked: publish it now (once)
+            from bioflow.zoo import publish_once
+
+            name = f"{publish}-{cell.slug()}"
+            publish_once(row["run_dir"], name, zoo)
+            row["zoo_entry"] = _entry(row["run_dir"], name, zoo)
     meta = dict(label=label, workdir=workdir, gin=list(files), gin_params=list(gin_params))
     status.write(folder, rows, axes, meta)
     echo(f"Sweep {label}: {len(cells)} cells, {len(cells) - len(todo)} already complete, {len(todo)} to run.")
