@@ -3,6 +3,7 @@
 explain (gin root) → load the run → test images → methods (Grad-CAM, occlusion, activations, top-k,
 kernels) → PNGs and CSVs in a temporary folder → renamed to ``explain/``.
 """
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -71,10 +72,12 @@ def explain(run_dir, out=None, n_images=8, layers=None, noise_name=None, level=N
     result = compute(model, info, pipeline, n_images=n_images, layers=layers, noise_name=noise_name, level=level,
                      units=list(units), k=k, patch=patch, stride=stride, batch_size=batch_size, seed=seed)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".explain.") as tmp:
-        folder = pathlib.Path(tmp) / "explain"
-        write(folder, result)
-        replace_dir(folder, target)
+    # A run directory is locked while its results change, as evaluation locks it; an OUT folder is not a run.
+    with rundir.locked(run, action="explain") if loaded is None and out is None else contextlib.nullcontext():
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".explain.") as tmp:
+            folder = pathlib.Path(tmp) / "explain"
+            write(folder, result)
+            replace_dir(folder, target)
     print(f"Explanations written to {target}: " + ", ".join(sorted(f"{s}.png" for s in result.pictures)), flush=True)
     return target
 
