@@ -228,8 +228,10 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
 
     if show:
         if label is None:
+            from bioflow import bindings
+
             runner.load(gin_files, gin_params)
-            label = _bound_label()
+            label = bindings.query("train.label", "default")
         runner.show_status(workdir, label, echo=click.echo)
         return
     if not gin_files:
@@ -247,15 +249,6 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
         return
     runner.run(gin_files, gin_params, workdir=workdir, label=label, address=address, cpus_per_run=cpus_per_run,
                gpus_per_run=gpus_per_run, max_failures=max_failures, publish=publish, echo=click.echo)
-
-
-def _bound_label():
-    import gin
-
-    try:
-        return gin.query_parameter("train.label")
-    except ValueError:
-        return "default"
 
 
 @main.group(cls=BioflowGroup)

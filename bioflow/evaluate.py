@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from bioflow import architecture, metrics, noise
+from bioflow import architecture, bindings, metrics, noise
 from bioflow.data import DataPipeline
 from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
@@ -141,12 +141,7 @@ def _check_n_images(n_images):
 
 def check_settings() -> None:
     """Check the evaluation settings bound in gin, so that a training run fails before it trains."""
-    def bound(key):
-        try:
-            return gin.query_parameter(key)
-        except ValueError:
-            return None
-
+    bound = bindings.query
     _check_n_images(bound("evaluate.n_images"))
     if bound("evaluate.save_images") is not None:
         _check_save_images(bound("evaluate.save_images"))

@@ -12,9 +12,13 @@ from scipy import stats
 from bioflow.errors import BioflowError
 
 
-def batch_totals(labels, probs) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """``(summed cross-entropy, correct predictions, examples)`` of one batch, as float32 tensors."""
-    per_example = keras.losses.sparse_categorical_crossentropy(labels, probs)
+def batch_totals(labels, probs, per_example=None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(summed cross-entropy, correct predictions, examples)`` of one batch, as float32 tensors.
+
+    ``per_example``: the batch's cross-entropy when the caller has it already (the training step).
+    """
+    if per_example is None:
+        per_example = keras.losses.sparse_categorical_crossentropy(labels, probs)
     correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1), tf.cast(labels, tf.int64)), tf.float32))
     return tf.reduce_sum(per_example), correct, tf.cast(tf.shape(labels)[0], tf.float32)
 

@@ -23,7 +23,7 @@ import gin
 import keras
 import tensorflow as tf
 
-from bioflow import architecture, safe_gin
+from bioflow import architecture, bindings, safe_gin
 from bioflow._version import __version__
 from bioflow import zoo as zoo_lib
 from bioflow.bases.imagenet import fold_input_normalisation
@@ -77,10 +77,7 @@ def git_commit():
 
 def _bound(key):
     """The gin binding ``key`` as a JSON-friendly value, or None when it is not bound."""
-    try:
-        value = gin.query_parameter(key)
-    except ValueError:
-        return None
+    value = bindings.query(key)
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 

@@ -13,7 +13,7 @@ import pathlib
 import socket
 import urllib.parse
 
-from bioflow import config
+from bioflow import bindings, config
 from bioflow.errors import BioflowError, user_message
 from bioflow.io import atomic_write
 from bioflow.sweep import status
@@ -46,7 +46,7 @@ def run_dirs(cells, files, gin_params, workdir, label):
     out, owner = {}, {}
     for cell in cells:
         config.parse(files, list(gin_params) + cell.gin_params())
-        seed = _query("train.seed", 42)
+        seed = bindings.query("train.seed", 42)
         path = str(run_dir(workdir, label, build_model(name_only=True), cell.trial, seed))
         if path in owner:
             raise BioflowError(f"Two cells would train into the same run directory {path}: "
@@ -132,7 +132,7 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
     """
     sweep, files = load(gin_files, gin_params)
     if label is None:
-        label = _query("train.label", "default")
+        label = bindings.query("train.label", "default")
     workdir = str(pathlib.Path(workdir).resolve())
     check_address(address)
     ray = _import_ray()
@@ -209,16 +209,6 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
             ray.shutdown()
     echo(f"Sweep {label}: {status.summary_line(rows)}. Status: {folder / 'sweep.csv'}")
     return rows
-
-
-def _query(key, default):
-    """The gin binding ``key``, or ``default`` when it is not bound."""
-    import gin
-
-    try:
-        return gin.query_parameter(key)
-    except ValueError:
-        return default
 
 
 def _init(ray, address, cpus_per_run):

@@ -68,7 +68,7 @@ class Trainer:
         variables = self.model.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-        return batch_totals(labels, probs)
+        return batch_totals(labels, probs, per_example)
 
     def _eval_replica(self, images, labels):
         return batch_totals(labels, tf.cast(self.model(images, training=False), tf.float32))
