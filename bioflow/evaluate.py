@@ -34,33 +34,42 @@ GENERALISATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "S
 
 
 class _Evaluator:
-    """Accuracy and loss of one model on batches of [0, 1] images, optionally perturbed."""
+    """Accuracy and loss of one model on batches of [0, 1] images, optionally perturbed.
+
+    Each batch is a slice of the cached arrays: a perturbation is one traced graph per
+    (noise, level) and normalise-and-predict one graph per batch shape, so no ``tf.data``
+    pipeline (and no map function to trace) is built per level.
+    """
 
     def __init__(self, model, stats, batch_size, seed, background, save_predictions):
-        self.model, self.normalise = model, normaliser(stats)
+        normalise = normaliser(stats)
         self.batch_size, self.seed, self.background = batch_size, seed, background
         self.save_predictions = save_predictions
-        self.predict = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32))
+
+        def predict(x, y):
+            probs = tf.cast(model(normalise(x * 255.0), training=False), tf.float32)
+            return probs, metrics.batch_totals(y, probs)
+
+        self.predict = tf.function(predict, autograph=False)
 
     def run(self, images01, labels, noise_name=None, level=None, save_to=None):
         """``(loss, accuracy, probabilities or None)`` over the cached [0, 1] images.
 
         ``save_to(images01 [n, H, W, 1], indices [n])``, when given, receives every (perturbed) batch.
         """
-        ds = tf.data.Dataset.from_tensor_slices((images01, labels, tf.range(len(labels), dtype=tf.int64)))
-        ds = ds.batch(self.batch_size)
+        perturb = None
         if noise_name is not None:
-            size = images01.shape[1:3]
-            perturb = noise.compiled(noise_name, level, self.seed, self.background, *size)
-            ds = ds.map(lambda x, y, i: (perturb(x, i), y, i), num_parallel_calls=tf.data.AUTOTUNE)
-        norm = self.normalise
-        ds = ds.map(lambda x, y, i: (norm(x * 255.0), y, x, i), num_parallel_calls=tf.data.AUTOTUNE)
+            perturb = noise.compiled(noise_name, level, self.seed, self.background, *images01.shape[1:3])
         totals, probs = metrics.LossAccuracy(), []
-        for x, y, x01, i in ds.prefetch(tf.data.AUTOTUNE):
+        for start in range(0, len(labels), self.batch_size):
+            x = tf.constant(images01[start:start + self.batch_size])
+            indices = tf.range(start, start + x.shape[0], dtype=tf.int64)
+            if perturb is not None:
+                x = perturb(x, indices)
             if save_to is not None:
-                save_to(x01, i)
-            p = self.predict(x)
-            totals.add(metrics.batch_totals(y, p))
+                save_to(x, indices)
+            p, batch = self.predict(x, tf.constant(labels[start:start + self.batch_size]))
+            totals.add(batch)
             if self.save_predictions:
                 probs.append(p.numpy())
         return (*totals.result("The evaluation set"), np.concatenate(probs) if probs else None)

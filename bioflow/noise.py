@@ -42,7 +42,9 @@ def register(name: str, levels: Sequence[float], valid: tuple[float, float], sto
     """Decorator that registers ``fn(images, level, ctx)`` as perturbation ``name``.
 
     ``fn`` gets a float32 ``[N, H, W, 1]`` tensor and must use TensorFlow ops: it is traced into
-    a graph once per (level, seed, background). The result is clipped to [0, 1] afterwards.
+    a graph once per (level, seed, background), without autograph. ``level`` is a Python float, so
+    ``if level > 0`` is plain Python; a branch on a tensor needs ``tf.where`` or ``tf.cond``. The
+    result is clipped to [0, 1] afterwards.
 
     ``ctx`` has ``seed``, ``background``, ``indices`` (int64 [N]), ``uniform(shape_tail)`` and
     ``normal(shape_tail)``, which draw per-image values that depend only on (seed, level, index).
@@ -185,8 +187,10 @@ def compiled(name: str, level: float, seed: int, background: float, height: int,
     """
     p = get(name)
 
+    # No autograph: the level is a Python number, so a perturbation's branches are plain Python
+    # (converting every function again at each (noise, level) was half the tracing time).
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.float32),
-                                  tf.TensorSpec([None], tf.int64)])
+                                  tf.TensorSpec([None], tf.int64)], autograph=False)
     def run(images, indices):
         out = p.fn(images, level, Context(seed, level, background, indices))
         return tf.clip_by_value(out, 0.0, 1.0)

@@ -85,7 +85,10 @@ def fft_conv2d(x: tf.Tensor, kernel: tf.Tensor, padding: str = "same") -> tf.Ten
     k = tf.pad(k, [[0, 0], [0, 0], [0, p - kh], [0, q - kw]])
     k = tf.roll(k, shift=[-rh, -rw], axis=[2, 3])
     spec_k = tf.signal.rfft2d(k)  # C, O, p, q'
-    spec_y = tf.einsum("bcpq,copq->bopq", spec_x, spec_k)
+    if x.shape[-1] == 1:  # one input channel (the banks' first stage): a broadcast product, 2x faster
+        spec_y = spec_x * spec_k
+    else:
+        spec_y = tf.einsum("bcpq,copq->bopq", spec_x, spec_k)
     y = tf.signal.irfft2d(spec_y, fft_length=[p, q])
     if padding == "same":
         y = y[:, :, :h, :w]
