@@ -213,6 +213,9 @@ def explain_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_imag
               "[a local Ray started in-process].")
 @click.option("--cpus-per-run", type=int, default=1, show_default=True, help="CPUs per cell (its TF threads too).")
 @click.option("--gpus-per-run", type=float, default=0, show_default=True, help="GPUs per cell.")
+@click.option("--workers-per-run", type=int, default=1, show_default=True,
+              help="Workers per cell: above 1, each cell trains with MultiWorkerMirroredStrategy through Ray Train, "
+                   "and --cpus-per-run/--gpus-per-run are per worker.")
 @click.option("--max-failures", type=int, default=2, show_default=True,
               help="Retries of a cell whose worker died (SIGKILL, lost node); a cell that fails by itself is not "
                    "retried.")
@@ -220,8 +223,8 @@ def explain_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_imag
               "per trial.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and their bindings, then stop.")
 @click.option("--status", "show", is_flag=True, help="Print WORKDIR/LABEL/sweep.csv and stop.")
-def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, gpus_per_run, max_failures, publish,
-                  dry_run, show):
+def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, gpus_per_run, workers_per_run,
+                  max_failures, publish, dry_run, show):
     """Run an experiment grid (a gin file declaring Sweep.axes and Sweep.trials) on Ray: every cell is the
     `bioflow train` run of the sweep's gin files plus its axis bindings and trial."""
     from bioflow.sweep import runner
@@ -236,9 +239,10 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
         return
     if not gin_files:
         raise BioflowError("Give the sweep's gin file: bioflow sweep --gin evans2022/sweep (see `bioflow configs`).")
-    for key, value in (("--cpus-per-run", cpus_per_run), ("--max-failures", max_failures + 1)):
-        if value < 1:
-            raise BioflowError(f"{key} must be at least {1 if key == '--cpus-per-run' else 0}, got {value}.")
+    for key, value, least in (("--cpus-per-run", cpus_per_run, 1), ("--workers-per-run", workers_per_run, 1),
+                              ("--max-failures", max_failures, 0), ("--gpus-per-run", gpus_per_run, 0)):
+        if value < least:
+            raise BioflowError(f"{key} must be at least {least}, got {value}.")
     if dry_run:
         sweep, _ = runner.load(gin_files, gin_params)
         cells = sweep.cells()
@@ -248,7 +252,8 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
             click.echo(f"  {cell.id}  " + "  ".join(f'--gin-param "{p}"' for p in cell.gin_params()))
         return
     runner.run(gin_files, gin_params, workdir=workdir, label=label, address=address, cpus_per_run=cpus_per_run,
-               gpus_per_run=gpus_per_run, max_failures=max_failures, publish=publish, echo=click.echo)
+               gpus_per_run=gpus_per_run, workers_per_run=workers_per_run, max_failures=max_failures,
+               publish=publish, echo=click.echo)
 
 
 @main.group(cls=BioflowGroup)

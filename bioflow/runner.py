@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 import gin
@@ -380,7 +381,9 @@ def fit(run, trainer, pipeline, model, stats, state, history, latest, s):
         print(f"\n{signal.Signals(signum).name}: stopping after the current step…", flush=True)
         trainer.request_stop(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # Handlers can only be set from the main thread (a Ray Train worker runs this in another one).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
         trainer.fit(lambda e: pipeline.train_dataset(s.global_batch, e, s.rng_seed),
                     lambda e: pipeline.validation_dataset(s.global_batch, e, s.rng_seed), s.epochs,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -16,7 +17,7 @@ from bioflow import zoo
 from bioflow.cli import main
 from bioflow.sweep import Sweep
 from bioflow.training import rundir
-from helpers import SUBPROCESS_ENV
+from helpers import SUBPROCESS_ENV, TINY_TRAIN
 
 #: The shipped CPU-sized grid, relabelled; each test sets its own axes and trials after it.
 TINY_SWEEP = "include 'tiny/sweep.gin'\ntrain.label = 'grid'\n"
@@ -97,6 +98,7 @@ def test_a_2x2_grid_runs_publishes_and_a_rerun_trains_nothing(tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     table = pd.read_csv(workdir / "grid" / "sweep.csv")
     assert len(table) == 4 and set(table["status"]) == {"complete"} and set(table["attempts"]) == {1}
+    assert result.output.count("] running  trial") == 4 and result.output.count("] complete trial") == 4
     runs = sorted(pathlib.Path(p).name for p in table["run_dir"])
     assert runs == ["vgg16_lowpass_t1_s42", "vgg16_lowpass_t2_s42", "vgg16_original_t1_s42", "vgg16_original_t2_s42"]
     for run in table["run_dir"]:
@@ -150,6 +152,78 @@ def test_a_killed_worker_is_retried_and_a_failing_cell_is_not(tmp_path, no_ray_l
     assert "1 complete, 1 failed" in output
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: The multi-worker run of both routes: the chief also evaluates a small suite and publishes.
+MULTI_WORKER = ["train.batch_size = 32", "train.skip_test = False", "evaluate.n_images = 32",
+                "NoiseSuite.noises = ['invert']"]
+
+
+def by_hand_multi_worker_run(tmp_path):
+    """The fallback route: two `bioflow train` processes, each started with its own TF_CONFIG.
+
+    Each gets one TensorFlow thread, as each worker of a sweep's cell gets its one CPU: float sums
+    follow the thread count, and with two threads the first epoch's loss differs by 1e-3.
+    """
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    args = ["train", "--workdir", str(tmp_path / "runs"), "--publish", "mwms", "--zoo", str(tmp_path / "zoo")]
+    for binding in [*TINY_TRAIN, "train.strategy = 'multi_worker'", *MULTI_WORKER]:
+        args += ["--gin-param", binding]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True,
+                                      env=dict(SUBPROCESS_ENV, TF_CONFIG=tf_config, TF_NUM_INTRAOP_THREADS="1",
+                                               TF_NUM_INTEROP_THREADS="1")))
+    try:
+        outputs = [p.communicate(timeout=420)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    return outputs
+
+
+def only_the_chief_wrote(root, zoo_root):
+    """The one run directory under ``root`` (a complete 2-replica run, evaluated, published once)."""
+    runs = list(root.rglob("run.json"))
+    assert len(runs) == 1  # only the chief writes a run directory
+    info = json.loads(runs[0].read_text())
+    assert info["status"] == "complete" and info["replicas"] == 2 and info["epochs_completed"] == 2
+    robustness = json.loads((runs[0].parent / "results" / "robustness.json").read_text())
+    assert robustness["n_images"] == 32 and set(robustness["auc"]) == {"invert"}
+    assert sorted(p.parent.name for p in zoo_root.rglob("card.json")) == ["1.0.0"]
+    return runs[0].parent
+
+
+@pytest.mark.slow
+def test_a_two_worker_cell_on_ray_train_matches_the_by_hand_tf_config_run(tmp_path, monkeypatch, no_ray_left):
+    outputs = by_hand_multi_worker_run(tmp_path / "by_hand")
+    by_hand = only_the_chief_wrote(tmp_path / "by_hand" / "runs", tmp_path / "by_hand" / "zoo")
+    assert "Published to the zoo" in outputs[0] and "Published" not in outputs[1]
+    chief, worker = ([line.split(" - ")[2:] for line in out.splitlines() if line.startswith("Epoch ")]
+                     for out in outputs)
+    assert chief == worker and len(chief) == 2
+
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["gabor"]},
+                      extra="train.epochs = 2\n" + "\n".join(MULTI_WORKER) + "\n")
+    monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "ray" / "zoo"))
+    result = invoke("--gin", path, "--workdir", tmp_path / "ray" / "runs", "--workers-per-run", 2, "--publish", "mwms")
+    assert result.exit_code == 0, result.output
+    on_ray = only_the_chief_wrote(tmp_path / "ray" / "runs", tmp_path / "ray" / "zoo")
+    assert on_ray.name == by_hand.name == "vgg16_gabor_t1_s42"
+    row = pd.read_csv(tmp_path / "ray" / "runs" / "grid" / "sweep.csv").iloc[0]
+    assert row["status"] == "complete" and row["attempts"] == 1 and row["zoo_entry"] == "mwms-gabor@1.0.0"
+    ours, theirs = (pd.read_csv(run / "history.csv") for run in (on_ray, by_hand))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 def test_bad_sweeps_fail_clearly(tmp_path, no_ray_left):
     path = sweep_file(tmp_path, {"train.learning_rat": [0.1]})
     for args in (["--dry-run"], ["--workdir", tmp_path / "runs"]):
@@ -162,6 +236,8 @@ def test_bad_sweeps_fail_clearly(tmp_path, no_ray_left):
     path = sweep_file(tmp_path, {"build_model.base": ["vgg16"]}, trials=0)
     result = invoke("--gin", path, "--dry-run")
     assert result.exit_code == 2 and "Sweep.trials must be a positive integer, got 0" in result.output
+    result = invoke("--gin", path, "--workers-per-run", 0)
+    assert result.exit_code == 2 and "--workers-per-run must be at least 1, got 0" in result.output
     path = sweep_file(tmp_path, {"train.learning_rate": [0.1, 0.2]})
     result = invoke("--gin", path, "--workdir", tmp_path / "runs")
     assert result.exit_code == 2 and "Two cells would train into the same run directory" in result.output

@@ -216,43 +216,6 @@ def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
     assert odd.returncode == 2 and "must divide evenly over the 2 replicas" in odd.stderr, odd.stderr[-2000:]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_multi_worker_strategy_two_processes(tmp_path):
-    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    # The chief also evaluates (a small suite) and publishes after training; the other worker does neither.
-    args = ["train", "--workdir", str(tmp_path / "runs"), "--publish", "mwms", "--zoo", str(tmp_path / "zoo"),
-            *params(*TINY_TRAIN, "train.strategy = 'multi_worker'", "train.batch_size = 32",
-                    "train.skip_test = False", "evaluate.n_images = 32", "NoiseSuite.noises = ['invert']")]
-    procs = []
-    for index in range(2):
-        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
-        procs.append(subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True,
-                                      env=dict(SUBPROCESS_ENV, TF_CONFIG=tf_config)))
-    try:
-        outputs = [p.communicate(timeout=420)[0] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
-    info = json.loads(next(tmp_path.rglob("run.json")).read_text())
-    assert info["status"] == "complete" and info["replicas"] == 2 and info["epochs_completed"] == 2
-    assert len(list(tmp_path.rglob("run.json"))) == 1  # only the chief writes a run directory
-    robustness = json.loads(next(tmp_path.rglob("robustness.json")).read_text())
-    assert robustness["n_images"] == 32 and set(robustness["auc"]) == {"invert"}
-    assert sorted(p.parent.name for p in (tmp_path / "zoo").rglob("card.json")) == ["1.0.0"]
-    assert "Published to the zoo" in outputs[0] and "Published" not in outputs[1]
-    chief_losses = [line for line in outputs[0].splitlines() if line.startswith("Epoch ")]
-    worker_losses = [line for line in outputs[1].splitlines() if line.startswith("Epoch ")]
-    assert [line.split(" - ")[2:] for line in chief_losses] == [line.split(" - ")[2:] for line in worker_losses]
-
-
 def test_clean_starts_over(tmp_path, capsys):
     config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1"])
     run = train(workdir=str(tmp_path))

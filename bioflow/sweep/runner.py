@@ -10,6 +10,7 @@ The driver writes ``sweep.csv``/``sweep.json`` as cells start and finish.
 import json
 import os
 import pathlib
+import shutil
 import socket
 import urllib.parse
 
@@ -103,32 +104,102 @@ def _import_ray():
     return ray
 
 
-def train_cell(gin_files, params, workdir, label, attempts_path, threads):
-    """A Ray task: one ``bioflow train`` run; returns what the status files record about it."""
+def _count_attempt(attempts_path):
+    """Record that a cell's worker has started once more (read by the driver's status lines)."""
     attempts = pathlib.Path(attempts_path)
     previous = json.loads(attempts.read_text()) if attempts.is_file() else {"attempts": 0}
     atomic_write(attempts, json.dumps({"attempts": previous["attempts"] + 1, "pid": os.getpid()}))
+
+
+def _limit_threads(threads):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from bioflow.runner import train
 
-    config.parse(gin_files, params)
-    run = train(workdir=workdir, label=label)
+
+def _outcome(run):
+    """What the status files record about a finished run directory."""
+    run = pathlib.Path(run)
     info = json.loads((run / "run.json").read_text())
     robustness = run / "results" / "robustness.json"
     clean = json.loads(robustness.read_text()).get("clean_accuracy") if robustness.is_file() else None
     return dict(run_dir=str(run), val_accuracy=(info.get("final") or {}).get("val_accuracy"), clean_accuracy=clean)
 
 
+def train_cell(gin_files, params, workdir, label, attempts_path, threads):
+    """A Ray task: one ``bioflow train`` run; returns what the status files record about it."""
+    _count_attempt(attempts_path)
+    _limit_threads(threads)
+    from bioflow.runner import train
+
+    config.parse(gin_files, params)
+    return _outcome(train(workdir=workdir, label=label))
+
+
+def _train_worker(cfg):
+    """Ray Train's loop on each worker of a multi-worker cell: ``bioflow train`` with ``multi_worker``.
+
+    Ray Train has written ``TF_CONFIG``; the runner makes rank 0 the chief, which alone writes the
+    run directory. A cell that fails by itself (a ``BioflowError``) is reported in the outcome file
+    and returns, so Ray Train does not retry it; a dead worker raises, and Ray Train restarts them all.
+    """
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)  # set by Ray's TensorFlow backend for tf.keras 2
+    from ray import train as ray_train
+
+    rank = ray_train.get_context().get_world_rank()
+    if rank == 0:
+        _count_attempt(cfg["attempts"])
+    _limit_threads(cfg["threads"])
+    from bioflow.runner import train
+
+    config.parse(cfg["gin_files"], cfg["params"] + ["train.strategy = 'multi_worker'"])
+    try:
+        run = train(workdir=cfg["workdir"], label=cfg["label"])
+        outcome = {"run_dir": str(run)}
+    except BioflowError as err:
+        outcome = {"error": user_message(err)}
+    if rank == 0:
+        atomic_write(cfg["outcome"], json.dumps(outcome))
+
+
+def train_cell_on_workers(gin_files, params, workdir, label, attempts_path, threads, workers, gpus, max_failures,
+                          storage):
+    """A Ray task holding no resources: one cell trained by ``workers`` processes through Ray Train's
+    ``TensorflowTrainer`` (``MultiWorkerMirroredStrategy``), each with ``threads`` CPUs and ``gpus`` GPUs."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+    from ray.train.tensorflow import TensorflowTrainer
+
+    outcome_path = pathlib.Path(attempts_path).with_suffix(".outcome.json")
+    outcome_path.unlink(missing_ok=True)
+    resources = dict(CPU=threads, GPU=gpus) if gpus else dict(CPU=threads)
+    trainer = TensorflowTrainer(
+        _train_worker,
+        train_loop_config=dict(gin_files=list(gin_files), params=list(params), workdir=workdir, label=label,
+                               attempts=attempts_path, outcome=str(outcome_path), threads=threads),
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0, resources_per_worker=resources),
+        run_config=RunConfig(name=pathlib.Path(attempts_path).stem, storage_path=storage,
+                             failure_config=FailureConfig(max_failures=max_failures)))
+    try:
+        trainer.fit()
+    except TrainingFailedError as err:
+        raise BioflowError(f"The cell's {workers} workers failed {max_failures + 1} times; the last error: "
+                           f"{str(err).strip().splitlines()[-1][:300]}") from None
+    outcome = json.loads(outcome_path.read_text()) if outcome_path.is_file() else {}
+    if "run_dir" not in outcome:
+        raise BioflowError(outcome.get("error") or "The cell's chief finished without a run directory.")
+    return _outcome(outcome["run_dir"])
+
+
 def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus_per_run=1, gpus_per_run=0,
-        max_failures=2, publish=None, zoo=None, echo=print):
+        workers_per_run=1, max_failures=2, publish=None, zoo=None, echo=print):
     """Run every unfinished cell of the sweep; returns the rows of ``sweep.csv``.
 
     ``label`` defaults to the sweep's ``train.label``; cells already complete (in ``sweep.json``,
     with a complete run directory) are skipped. ``publish`` publishes each finished cell as
-    ``PREFIX-<axis values>``, one version per trial.
+    ``PREFIX-<axis values>``, one version per trial. With ``workers_per_run`` > 1 each cell runs on
+    that many workers (``MultiWorkerMirroredStrategy`` through Ray Train), each with
+    ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
     """
     sweep, files = load(gin_files, gin_params)
     if label is None:
@@ -173,8 +244,14 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
     if started_here:
         _init(ray, address, cpus_per_run)
     try:
-        task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_failures,
-                          retry_exceptions=False, max_calls=1)(train_cell)
+        threads = max(1, int(cpus_per_run))
+        if workers_per_run > 1:  # Ray Train holds the workers' resources; this task only waits for them
+            task = ray.remote(num_cpus=0, max_retries=0)(train_cell_on_workers)
+            extra = (workers_per_run, gpus_per_run, max_failures, str(marks / "ray_train"))
+        else:
+            task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_failures,
+                              retry_exceptions=False, max_calls=1)(train_cell)
+            extra = ()
         pending = {}
         for cell in todo:
             params = list(gin_params) + cell.gin_params()
@@ -182,12 +259,14 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
                 params += [f"train.publish = '{publish}-{cell.slug()}'", f"train.zoo = '{zoo}'"]
             attempts = marks / f"{cell.id}.json"
             attempts.unlink(missing_ok=True)
-            pending[task.remote(files, params, workdir, label, str(attempts), max(1, int(cpus_per_run)))] = cell
+            shutil.rmtree(marks / "ray_train" / cell.id, ignore_errors=True)  # Ray Train's files of an earlier try
+            pending[task.remote(files, params, workdir, label, str(attempts), threads, *extra)] = cell
             rows[cell.id].update(status="pending", attempts=0, error=None)
         finished = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            _note_starts(rows, marks, pending.values())
+            for cell in _note_starts(rows, marks, pending.values()):
+                echo(_line(finished, len(todo), cell, rows[cell.id]))
             for ref in ready:
                 cell = pending.pop(ref)
                 row = rows[cell.id]
@@ -240,11 +319,14 @@ def _attempts(marks, cell):
 
 
 def _note_starts(rows, marks, cells):
-    """Mark cells whose worker has started (or restarted) as running."""
+    """Mark cells whose worker has started (or restarted) as running; returns those cells."""
+    started = []
     for cell in cells:
         n = _attempts(marks, cell)
         if n and (rows[cell.id]["status"] != "running" or rows[cell.id]["attempts"] != n):
             rows[cell.id].update(status="running", attempts=n)
+            started.append(cell)
+    return started
 
 
 def _entry(run_dir, name, zoo):
@@ -259,7 +341,7 @@ def _line(done, total, cell, row):
     acc = f" val_accuracy {value:.4f}" if isinstance(value, float) else ""
     retried = f" (attempt {row['attempts']})" if row.get("attempts", 0) > 1 else ""
     what = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in cell.bindings)
-    tail = f": {row['error']}" if row["status"] == "failed" else f" {row.get('run_dir', '')}{acc}"
+    tail = {"failed": f": {row.get('error')}", "running": ""}.get(row["status"], f" {row.get('run_dir', '')}{acc}")
     return f"[{done}/{total}] {row['status']:8} trial {cell.trial} {what}{retried}{tail}"
 
 
