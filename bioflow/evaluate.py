@@ -1,7 +1,7 @@
 """Robustness evaluation of a run: clean accuracy, the noise suite and CIFAR-10G (docs/science.md).
 
-Everything is batched: the test images are resized and cached once; each (noise, level) then
-perturbs, rescales, normalises and predicts in one ``tf.data`` pipeline with in-graph ops.
+Everything is batched: the test images are resized and cached once; for each (noise, level),
+each batch is then perturbed by one traced graph and normalised and predicted by another.
 Results go to ``RUN_DIR/results/`` through a temporary folder and a rename, so a failed
 evaluation never leaves tables that look complete.
 """

@@ -197,17 +197,19 @@ main(sys.argv[1:])
 
 
 @pytest.mark.slow
-def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
+def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path, tiny_run):
     base = [*params(*TINY_TRAIN, "train.epochs = 2", "train.batch_size = 32")]
-    one = cli("train", "--workdir", str(tmp_path / "one"), *base, timeout=600)
-    assert one.returncode == 0, one.stderr[-3000:]
+    # One device: the session's tiny run, trained with these bindings (and a small evaluation after).
     two = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "two"), *base,
                           *params("train.strategy = 'mirrored'")],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
-    runs = [json.loads(next((tmp_path / d).rglob("run.json")).read_text()) for d in ("one", "two")]
-    assert runs[1]["replicas"] == 2 and runs[0]["global_batch"] == runs[1]["global_batch"] == 32
-    histories = [rundir.read_history(next((tmp_path / d).rglob("history.csv"))) for d in ("one", "two")]
+    runs = [json.loads((tiny_run / "run.json").read_text()),
+            json.loads(next((tmp_path / "two").rglob("run.json")).read_text())]
+    assert runs[0]["replicas"] == 1 and runs[1]["replicas"] == 2
+    assert runs[0]["global_batch"] == runs[1]["global_batch"] == 32
+    histories = [rundir.read_history(tiny_run / "history.csv"),
+                 rundir.read_history(next((tmp_path / "two").rglob("history.csv")))]
     for key in ("loss", "val_loss"):
         assert [r[key] for r in histories[1]] == pytest.approx([r[key] for r in histories[0]], rel=1e-3)
     odd = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "odd"), *base,
