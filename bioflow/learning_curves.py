@@ -1,8 +1,12 @@
 """The learning-curve chart: one Altair chart for a run's ``learning_curves.png`` and for reports."""
 from __future__ import annotations
 
-import altair as alt
+from typing import TYPE_CHECKING
+
 import pandas as pd
+
+if TYPE_CHECKING:
+    import altair as alt
 
 #: The history columns charted: (column prefix, split name) for each metric.
 SPLITS = (("", "training"), ("val_", "validation"))
@@ -25,6 +29,8 @@ def learning_curves(history: pd.DataFrame, width: int = 220, height: int = 130) 
     """
     if history.empty or "loss" not in history:
         return None
+    import altair as alt  # here: every bioflow process imports this module, few draw
+
     chart = alt.Chart(long_history(history)).mark_line(point=True).encode(
         x=alt.X("Epoch:Q"), y=alt.Y("Value:Q", title=None), color=alt.Color("Split:N", title="split"),
         detail="Entry:N",

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from scipy import stats
 
 from bioflow.errors import BioflowError
 
@@ -87,5 +86,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
         raise BioflowError("mean_ci needs at least one value.")
     if v.size == 1:
         return float(v[0]), 0.0
+    from scipy import stats  # here: scipy.stats takes a second to import, and only intervals need it
+
     t = stats.t.ppf((1 + confidence) / 2, df=v.size - 1)
     return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(v.size))
