@@ -26,12 +26,14 @@ def format_summary(summary):
     rows = [("Layer", "Class", "Output shape", "Params", "Trainable")]
     for layer in summary["layers"]:
         shape = "(" + ", ".join("None" if d is None else str(d) for d in layer["output_shape"] or []) + ")"
-        rows.append((layer["name"], layer["class"], shape, f"{layer['params']:,}", "yes" if layer["trainable"] else "no"))
+        trainable = "yes" if layer["trainable"] else "no"
+        rows.append((layer["name"], layer["class"], shape, f"{layer['params']:,}", trainable))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     line = "  ".join("-" * w for w in widths)
     out = [f"Model: {summary['name']}", line]
     for n, row in enumerate(rows):
-        out.append("  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        cells = (c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append(line)
     out += [line,

@@ -207,7 +207,8 @@ def test_report_renders_offline_in_headless_chromium(two_models, tmp_path):
             marks = page.locator("#perturbation svg .mark-line path, #perturbation svg .mark-symbol path").count()
             faded = "document.querySelectorAll('#perturbation .mark-line path[opacity=\"0.15\"]').length"
             before = page.evaluate(faded)
-            label = page.locator("#perturbation .role-legend-label text", has_text="vgg16_original").first.bounding_box()
+            legend = page.locator("#perturbation .role-legend-label text", has_text="vgg16_original")
+            label = legend.first.bounding_box()
             page.mouse.click(label["x"] + label["width"] / 2, label["y"] + label["height"] / 2)  # a legend click
             page.wait_for_function(f"{faded} > 0", timeout=10_000)
             selected = page.evaluate("JSON.stringify(window.bioflowViews.perturbation.data('model_store'))")

@@ -395,8 +395,10 @@ def test_card_file_trying_parent_paths_is_refused(tiny_entry, tmp_path):
     assert_nothing_installed(tmp_path / "fresh" / "zoo")
 
 
-@pytest.mark.parametrize("index", ["not json", '{"entries": {"tiny": {"versions": {"1.0.0": {}}}}}',
-                                   '{"entries": {"tiny": {"versions": {"1.0.0": {"card": {"size": "9", "sha256": "x"}}}}}}'])
+BAD_CARD = '{"entries": {"tiny": {"versions": {"1.0.0": {"card": {"size": "9", "sha256": "x"}}}}}}'
+
+
+@pytest.mark.parametrize("index", ["not json", '{"entries": {"tiny": {"versions": {"1.0.0": {}}}}}', BAD_CARD])
 def test_malformed_index_is_refused(tmp_path, index):
     (tmp_path / "remote").mkdir()
     (tmp_path / "remote" / "index.json").write_text(index)

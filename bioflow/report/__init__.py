@@ -73,7 +73,8 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
                  ("configs", "Operative configs", page.config_sections(data.entries, configs))]
     entries = ", ".join(e.spec for e in data.entries)
     subtitle = (f"{len(data.entries)} zoo entries ({entries}); made "
-                f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Chance accuracy is {collect_lib.CHANCE}.")
+                f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
+                f"Chance accuracy is {collect_lib.CHANCE}.")
     document = page.render("bioflow robustness report", subtitle, sections,
                        {cid: spec for cid, (_, spec) in chart_specs.items()}, problems,
                        vl_convert.javascript_bundle())
