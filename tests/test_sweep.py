@@ -166,8 +166,8 @@ MULTI_WORKER = ["train.batch_size = 32", "train.skip_test = False", "evaluate.n_
 def by_hand_multi_worker_run(tmp_path):
     """The fallback route: two `bioflow train` processes, each started with its own TF_CONFIG.
 
-    Each gets one TensorFlow thread, as each worker of a sweep's cell gets its one CPU: float sums
-    follow the thread count, and with two threads the first epoch's loss differs by 1e-3.
+    Each gets the TensorFlow threads of a sweep's worker with one CPU (one intra-op, two inter-op):
+    float sums follow the intra-op thread count, and with two the first epoch's loss differs by 1e-3.
     """
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     args = ["train", "--workdir", str(tmp_path / "runs"), "--publish", "mwms", "--zoo", str(tmp_path / "zoo")]
@@ -179,7 +179,7 @@ def by_hand_multi_worker_run(tmp_path):
         procs.append(subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True,
                                       env=dict(SUBPROCESS_ENV, TF_CONFIG=tf_config, TF_NUM_INTRAOP_THREADS="1",
-                                               TF_NUM_INTEROP_THREADS="1")))
+                                               TF_NUM_INTEROP_THREADS="2")))
     try:
         outputs = [p.communicate(timeout=420)[0] for p in procs]
     finally:
