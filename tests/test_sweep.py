@@ -190,8 +190,8 @@ def by_hand_multi_worker_run(tmp_path):
 
 
 def only_the_chief_wrote(root, zoo_root):
-    """The one run directory under ``root`` (a complete 2-replica run, evaluated, published once)."""
-    runs = list(root.rglob("run.json"))
+    """The one gabor run directory under ``root`` (a complete 2-replica run, evaluated, published once)."""
+    runs = list(root.rglob("vgg16_gabor*/run.json"))
     assert len(runs) == 1  # only the chief writes a run directory
     info = json.loads(runs[0].read_text())
     assert info["status"] == "complete" and info["replicas"] == 2 and info["epochs_completed"] == 2
@@ -210,15 +210,21 @@ def test_a_two_worker_cell_on_ray_train_matches_the_by_hand_tf_config_run(tmp_pa
                      for out in outputs)
     assert chief == worker and len(chief) == 2
 
-    path = sweep_file(tmp_path, {"build_model.filter_bank": ["gabor"]},
-                      extra="train.epochs = 2\n" + "\n".join(MULTI_WORKER) + "\n")
+    # The same run as a sweep's cell on 2 workers, next to a cell whose loss is NaN at once (a
+    # low-pass sigma whose square underflows): that one fails on both workers and is not retried.
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["gabor", "low-pass"]},
+                      extra="train.epochs = 2\nLowPass.sigmas = [1e-200]\n" + "\n".join(MULTI_WORKER) + "\n")
     monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "ray" / "zoo"))
     result = invoke("--gin", path, "--workdir", tmp_path / "ray" / "runs", "--workers-per-run", 2, "--publish", "mwms")
     assert result.exit_code == 0, result.output
     on_ray = only_the_chief_wrote(tmp_path / "ray" / "runs", tmp_path / "ray" / "zoo")
     assert on_ray.name == by_hand.name == "vgg16_gabor_t1_s42"
-    row = pd.read_csv(tmp_path / "ray" / "runs" / "grid" / "sweep.csv").iloc[0]
+    table = pd.read_csv(tmp_path / "ray" / "runs" / "grid" / "sweep.csv").set_index("build_model.filter_bank")
+    row = table.loc["gabor"]
     assert row["status"] == "complete" and row["attempts"] == 1 and row["zoo_entry"] == "mwms-gabor@1.0.0"
+    failed = table.loc["low-pass"]
+    assert failed["status"] == "failed" and failed["attempts"] == 1, result.output[-2000:]
+    assert "training loss became" in failed["error"] and "1 complete, 1 failed" in result.output
     ours, theirs = (pd.read_csv(run / "history.csv") for run in (on_ray, by_hand))
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
