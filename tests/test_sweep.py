@@ -244,6 +244,10 @@ def test_bad_sweeps_fail_clearly(tmp_path, no_ray_left):
     assert result.exit_code == 2 and "Sweep.trials must be a positive integer, got 0" in result.output
     result = invoke("--gin", path, "--workers-per-run", 0)
     assert result.exit_code == 2 and "--workers-per-run must be at least 1, got 0" in result.output
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["original"]})
+    result = invoke("--gin", path, "--workdir", tmp_path / "runs", "--workers-per-run", os.cpu_count() + 1)
+    assert result.exit_code == 2 and f"Each cell asks for {os.cpu_count() + 1} CPUs" in result.output
+    assert "but the local Ray has" in result.output
     path = sweep_file(tmp_path, {"train.learning_rate": [0.1, 0.2]})
     result = invoke("--gin", path, "--workdir", tmp_path / "runs")
     assert result.exit_code == 2 and "Two cells would train into the same run directory" in result.output

@@ -96,6 +96,17 @@ def _grpc_handshake(conn):
         raise OSError("the server does not speak gRPC: it is not a Ray cluster")
 
 
+def check_fits_locally(address, cpus_per_run, workers_per_run):
+    """On a local Ray, a cell that asks for more CPUs than this machine has would wait forever: refuse it."""
+    if address not in (None, "local"):
+        return  # a cluster may grow (autoscaling); Ray reports what it cannot place
+    needed, available = int(cpus_per_run) * int(workers_per_run), os.cpu_count() or 1
+    if needed > available:
+        raise BioflowError(f"Each cell asks for {needed} CPUs (--cpus-per-run {cpus_per_run} x --workers-per-run "
+                           f"{workers_per_run}), but the local Ray has {available}: lower them, or give --address "
+                           "to run on a cluster.")
+
+
 def _import_ray():
     try:
         import ray
@@ -209,6 +220,7 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
         label = bindings.query("train.label", "default")
     workdir = str(pathlib.Path(workdir).resolve())
     check_address(address)
+    check_fits_locally(address, cpus_per_run, workers_per_run)
     ray = _import_ray()
     folder = status.folder_of(workdir, label)
     rows = status.read(folder)
