@@ -23,6 +23,7 @@ import time
 import gin
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # op determinism: is_/disable_ (not public)
 
 from bioflow import architecture, bindings, safe_gin
 from bioflow._version import __version__
@@ -182,6 +183,8 @@ def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precisi
     keras.utils.set_random_seed(rng_seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
+    elif tf_config.is_op_determinism_enabled():  # left on by an earlier run in this process (a reused sweep worker)
+        tf_config.disable_op_determinism()
     replicas = dist.num_replicas_in_sync
     if batch_size % replicas:
         raise BioflowError(f"train.batch_size = {batch_size} is the global batch and must divide evenly over the "

@@ -92,9 +92,11 @@ def test_the_shipped_grids(tmp_path):
 @pytest.mark.slow
 def test_a_2x2_grid_runs_publishes_and_a_rerun_trains_nothing(tmp_path, monkeypatch, no_ray_left):
     monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "zoo"))
-    path = sweep_file(tmp_path, {"build_model.filter_bank": ["original", "low-pass"]}, trials=2)
+    axes = {"build_model.filter_bank": ["original", "low-pass"]}
+    path = sweep_file(tmp_path, axes, trials=2)
     workdir = tmp_path / "runs"
-    result = invoke("--gin", path, "--workdir", workdir, "--cpus-per-run", 1, "--publish", "grid")
+    cpus = max(1, (os.cpu_count() or 2) // 2)  # two cells at a time: 1 CPU each on 2 cores
+    result = invoke("--gin", path, "--workdir", workdir, "--cpus-per-run", cpus, "--publish", "grid")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(workdir / "grid" / "sweep.csv")
     assert len(table) == 4 and set(table["status"]) == {"complete"} and set(table["attempts"]) == {1}
@@ -112,6 +114,26 @@ def test_a_2x2_grid_runs_publishes_and_a_rerun_trains_nothing(tmp_path, monkeypa
     catalogue = json.loads((tmp_path / "zoo" / "catalogue.json").read_text())
     assert {n: sorted(e["versions"]) for n, e in catalogue["entries"].items()} == \
         {n: local.versions(n) for n in local.names()}
+
+    # Ray reused a worker process for a later cell: that cell trained exactly as the same `bioflow
+    # train` run in a fresh process with the same TensorFlow threads.
+    cells = {c.id: c for c in Sweep(axes, 2).cells()}
+    marks = sorted((workdir / "grid" / ".sweep" / f"{c}.json" for c in cells), key=lambda m: m.stat().st_mtime_ns)
+    by_pid = {}  # the cells each worker process started, in order
+    for mark in marks:
+        by_pid.setdefault(json.loads(mark.read_text())["pid"], []).append(mark.stem)
+    assert len(by_pid) < 4, by_pid  # some worker ran two cells
+    second = next(ran[1] for ran in by_pid.values() if len(ran) > 1)
+    args = [sys.executable, "-m", "bioflow.cli", "train", "--gin", str(path), "--workdir", str(tmp_path / "fresh")]
+    for binding in cells[second].gin_params():
+        args += ["--gin-param", binding]
+    subprocess.run(args, check=True, capture_output=True, env=dict(SUBPROCESS_ENV, TF_NUM_INTRAOP_THREADS=str(cpus),
+                                                                    TF_NUM_INTEROP_THREADS=str(max(2, cpus))))
+    reused = pathlib.Path(table.set_index("cell").loc[second, "run_dir"])
+    fresh = tmp_path / "fresh" / "grid" / reused.name
+    ours, theirs = (pd.read_csv(run / "history.csv") for run in (reused, fresh))
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-6, err_msg=key)
 
     history = {run: (pathlib.Path(run) / "history.csv").stat().st_mtime_ns for run in table["run_dir"]}
     result = invoke("--gin", path, "--workdir", workdir, "--publish", "grid")

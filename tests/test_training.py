@@ -72,6 +72,27 @@ def test_same_seed_same_losses(tmp_path):
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
 
 
+def test_process_wide_settings_do_not_leak_from_an_earlier_run():
+    """A sweep's worker process may run several cells: each run sets op determinism and precision itself."""
+    from tensorflow.python.framework import config as tf_config
+
+    from bioflow.runner import configure
+
+    settings = dict(label="unit", trial=1, seed=42, epochs=1, batch_size=32, strategy="default", optimizer="SGD",
+                    learning_rate=0.1, decay=0.0, plateau=None, jit_compile=False, tensorboard=False, progress=None,
+                    clean=False, resume=False, skip_test=True, publish=None, zoo=None)
+    try:
+        configure(**settings, mixed_precision="mixed_bfloat16", deterministic_ops=True)
+        assert tf_config.is_op_determinism_enabled()
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        configure(**settings, mixed_precision=None, deterministic_ops=False)
+        assert not tf_config.is_op_determinism_enabled()
+        assert keras.mixed_precision.global_policy().name == "float32"
+    finally:
+        tf_config.disable_op_determinism()
+        keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.mark.parametrize("bindings, message", [
     (["train.optimizer = 'Adamw'"], "'Adadelta', 'Adagrad', 'Adam', 'Adamax', 'Nadam', 'RMSprop' or 'SGD'"),
     (["build_model.classes = 7"], "has 10 classes but the model's head has 7"),

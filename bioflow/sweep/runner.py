@@ -1,10 +1,13 @@
 """Running a sweep's cells as Ray tasks, from a local Ray started in-process to a cluster.
 
-Each cell is a Ray task that runs ``bioflow train`` in a fresh worker process (``max_calls=1``: no
-gin, Keras or TensorFlow state carries from one cell to the next), with the CPUs and GPUs it asks
-for and its TensorFlow threads limited to its CPU share. A worker that dies (SIGKILL, a lost node)
-is retried by Ray up to ``max_failures`` times, and the retried run resumes from its last
-checkpoint; a cell that fails by itself (an error, a NaN loss) is marked failed and not retried.
+Each cell is a Ray task that runs ``bioflow train`` with the CPUs and GPUs it asks for and its
+TensorFlow threads limited to its CPU share. A CPU cell may run in a worker process that ran an
+earlier cell (Ray reuses idle workers, which saves importing TensorFlow again): each cell clears
+gin and the Keras session and sets its own seeds, precision and determinism, so it trains exactly
+as in a fresh process. A GPU cell gets a fresh process, which frees the GPU's memory. A worker
+that dies (SIGKILL, a lost node) is retried by Ray up to ``max_failures`` times, and the retried
+run resumes from its last checkpoint; a cell that fails by itself (an error, a NaN loss) is
+marked failed and not retried.
 The driver writes ``sweep.csv``/``sweep.json`` as cells start and finish.
 """
 import json
@@ -145,8 +148,11 @@ def train_cell(gin_files, params, workdir, label, attempts_path, threads):
     """A Ray task: one ``bioflow train`` run; returns what the status files record about it."""
     _count_attempt(attempts_path)
     _limit_threads(threads)
+    import keras
+
     from bioflow.runner import train
 
+    keras.backend.clear_session()  # drop an earlier cell's models when Ray reuses this worker
     config.parse(gin_files, params)
     return _outcome(train(workdir=workdir, label=label))
 
@@ -264,8 +270,10 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
             task = ray.remote(num_cpus=0, max_retries=0)(train_cell_on_workers)
             extra = (workers_per_run, gpus_per_run, max_failures, str(marks / "ray_train"))
         else:
+            # A CPU cell may reuse an idle worker (no TensorFlow import per cell); a GPU cell gets a
+            # fresh one, which frees the GPU's memory (max_calls 0 = no limit).
             task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_failures,
-                              retry_exceptions=False, max_calls=1)(train_cell)
+                              retry_exceptions=False, max_calls=1 if gpus_per_run else 0)(train_cell)
             extra = ()
         pending = {}
         for cell in todo:
