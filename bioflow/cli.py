@@ -366,7 +366,8 @@ def zoo_pull(spec, remote, min_rate, timeout, gin_files, gin_params, zoo_root):
 
 @main.command()
 @click.argument("specs", nargs=-1, metavar="[NAME[@VERSION]]...")
-@click.option("--label", help="Report the entries trained with this experiment label.")
+@click.option("--label", help="Report the entries trained with this experiment label (every trial, "
+              "each name's versions included).")
 @click.option("--all", "all_entries", is_flag=True, help="Report the latest version of every entry.")
 @click.option("--reference", metavar="NAME",
               help="Model or entry the AUC ratios divide by [the 'original' model of each base].")

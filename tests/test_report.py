@@ -86,6 +86,15 @@ def test_trials_give_mean_and_confidence_band(pair_copy):
     assert row["Trials"] == 2 and row["Accuracy"] == pytest.approx(mean)
     assert row["Upper"] == pytest.approx(min(1.0, mean + half)) and row["Lower"] == pytest.approx(max(0, mean - half))
     assert len(data.aucs[data.aucs["Model"] == "vgg16_gabor"]) == 2 * 3  # per trial and noise
+    # --label takes every trial (a sweep publishes one version per trial), and of a trial published
+    # again, its latest version.
+    shutil.copytree(second, pair_copy / "gabor" / "2.1.0")
+    card["version"] = "2.1.0"
+    (pair_copy / "gabor" / "2.1.0" / "card.json").write_text(json.dumps(card))
+    data = collect.collect(pair_copy, label="pair")
+    assert list(zip(data.models["Name"], data.models["Version"], data.models["Trials"])) == [
+        ("gabor", "1.0.0", 2), ("gabor", "2.1.0", 2), ("original", "1.0.0", 1)]
+    assert collect.collect(pair_copy, all_entries=True).models["Version"].tolist() == ["2.1.0", "1.0.0"]
 
 
 def test_generalisation_bars_over_trials(pair_copy, tmp_path):

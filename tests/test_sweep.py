@@ -115,6 +115,12 @@ def test_a_2x2_grid_runs_publishes_and_a_rerun_trains_nothing(tmp_path, monkeypa
     assert {n: sorted(e["versions"]) for n, e in catalogue["entries"].items()} == \
         {n: local.versions(n) for n in local.names()}
 
+    # `bioflow report --label grid` sees the grid as two models of two trials each.
+    from bioflow.report import collect
+
+    models = collect.collect(tmp_path / "zoo", label="grid").models
+    assert sorted(zip(models["Model"], models["Trials"])) == [("vgg16_lowpass", 2)] * 2 + [("vgg16_original", 2)] * 2
+
     # Ray reused a worker process for a later cell: that cell trained exactly as the same `bioflow
     # train` run in a fresh process with the same TensorFlow threads.
     cells = {c.id: c for c in Sweep(axes, 2).cells()}

@@ -58,12 +58,16 @@ class ReportData:
 def select(zoo, specs=(), label=None, all_entries=False, problems=None):
     """The entries named by ``specs``, or with run label ``label``, or the latest of every name.
 
-    An entry whose card cannot be read is skipped and named in ``problems``.
+    With ``label`` alone, every trial counts: of each name, the latest version of each trial (a sweep
+    publishes one version per trial). An entry whose card cannot be read is skipped and named in
+    ``problems``.
     """
     if not (specs or label or all_entries):
         raise BioflowError("Choose the entries to report: NAME[@VERSION]…, --label LABEL or --all.")
     if specs:
         pairs = [zoo.resolve(s) for s in specs]
+    elif label is not None:
+        pairs = [(n, v) for n in zoo.names() for v in zoo.versions(n)]
     else:
         pairs = [(n, zoo.versions(n)[-1]) for n in zoo.names()]
     entries = []
@@ -78,6 +82,8 @@ def select(zoo, specs=(), label=None, all_entries=False, problems=None):
         if not entries:
             raise BioflowError(f"No entry in the zoo at {zoo.root} has the label {label!r}; labels are "
                                f"{choices(labels) if labels else 'none (the zoo is empty)'}.")
+        if not specs:  # a trial published again (a retrained run): its latest version
+            entries = list({(e.card["name"], e.card.get("run", {}).get("trial")): e for e in entries}.values())
     if not entries:
         raise BioflowError(f"The zoo at {zoo.root} has no entries to report.")
     labels = {e.card.get("run", {}).get("label") for e in entries}
