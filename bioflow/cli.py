@@ -209,8 +209,8 @@ def explain_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_imag
 @gin_options()
 @click.option("--workdir", default="runs", show_default=True, help="Root of the run directories.")
 @click.option("--label", help="The sweep's label: its runs go to WORKDIR/LABEL/ [train.label].")
-@click.option("--address", help="Join a Ray cluster: 'auto' (this machine's), HOST:PORT or ray://HOST:PORT "
-              "[a local Ray started in-process].")
+@click.option("--address", help="Join a Ray cluster: 'auto' (this machine's), HOST:PORT or ray://HOST:PORT; a "
+              "cluster with token authentication also needs RAY_AUTH_MODE=token [a new local Ray, in-process].")
 @click.option("--cpus-per-run", type=int, default=1, show_default=True, help="CPUs per cell (its TF threads too).")
 @click.option("--gpus-per-run", type=float, default=0, show_default=True, help="GPUs per cell.")
 @click.option("--workers-per-run", type=int, default=1, show_default=True,

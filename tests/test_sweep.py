@@ -2,6 +2,7 @@
 import json
 import os
 import pathlib
+import secrets
 import signal
 import socket
 import subprocess
@@ -184,6 +185,63 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A one-node Ray cluster started with `ray start --head` (token authentication on, 1 CPU):
+    ``(address, environment with its token)``. Killed with its whole process group at the end."""
+    port = free_port()
+    env = dict(SUBPROCESS_ENV, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    log = tmp_path / "head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen([str(pathlib.Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                                 "--num-cpus", "1", "--port", str(port), "--ray-client-server-port", str(free_port()),
+                                 "--include-dashboard", "false", "--disable-usage-stats"],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while "Ray runtime started" not in log.read_text() and head.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        assert "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
+        yield f"127.0.0.1:{port}", env
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # SIGTERM drains for 30 s
+        head.wait(timeout=30)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.killpg(head.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("processes of the `ray start` cluster are still running")
+
+
+@pytest.mark.slow
+def test_a_ray_start_cluster_is_joined_by_address_and_not_by_default(tmp_path, no_ray_left, ray_cluster):
+    address, env = ray_cluster
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["original"]})
+
+    def sweep(workdir, env, *args):
+        return subprocess.Popen([sys.executable, "-m", "bioflow.cli", "sweep", "--gin", str(path), "--workdir",
+                                 str(tmp_path / workdir), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=env)
+
+    # Without the cluster's token, joining fails with a message that says how to give it.
+    no_token = sweep("refused", {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}, "--address", address)
+    joined = sweep("joined", env, "--address", address).communicate(timeout=300)[0]
+    assert f"Ray: joined the cluster at {address} (1 node, 1 CPUs, 0 GPUs)." in joined, joined[-3000:]
+    assert "1 cells: 1 complete" in joined
+    refused = no_token.communicate(timeout=300)[0]
+    assert no_token.returncode == 2 and f"Cannot join the Ray cluster at {address}" in refused, refused[-3000:]
+    assert "set RAY_AUTH_MODE=token" in refused and not list((tmp_path / "refused").rglob("run.json"))
+    # Without --address, the sweep starts its own Ray even when RAY_ADDRESS names a running cluster.
+    local = sweep("local", dict(env, RAY_ADDRESS=address))
+    output = local.communicate(timeout=300)[0]
+    assert local.returncode == 0 and f"Ray: a local instance with {os.cpu_count()} CPUs" in output, output[-3000:]
+    assert "1 cells: 1 complete" in output
 
 
 #: The multi-worker run of both routes: the chief also evaluates a small suite and publishes.

@@ -263,7 +263,7 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
     marks.mkdir(parents=True, exist_ok=True)
     started_here = not ray.is_initialized()
     if started_here:
-        _init(ray, address, cpus_per_run)
+        echo(_init(ray, address))
     try:
         threads = max(1, int(cpus_per_run))
         if workers_per_run > 1:  # Ray Train holds the workers' resources; this task only waits for them
@@ -313,17 +313,26 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
     return rows
 
 
-def _init(ray, address, cpus_per_run):
-    """Start a local Ray sized to this machine, or join the cluster at ``address``."""
+def _init(ray, address):
+    """Start a local Ray sized to this machine, or join the cluster at ``address``; returns a line saying which."""
     options = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     if address in (None, "local"):
-        ray.init(num_cpus=os.cpu_count(), **options)
-        return
+        # "local": a new instance even when `ray start` or RAY_ADDRESS names a cluster on this machine
+        ray.init(address="local", num_cpus=os.cpu_count(), **options)
+        return f"Ray: a local instance with {os.cpu_count()} CPUs, stopped at the end."
     try:
         ray.init(address=address, **options)
     except (ConnectionError, TimeoutError, RuntimeError) as err:
+        hint = ""
+        if address != "auto" and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            hint = (" If the cluster uses token authentication (Ray 2.59 and later turn it on for `ray start`), set "
+                    "RAY_AUTH_MODE=token and give its token in RAY_AUTH_TOKEN or ~/.ray/auth_token (`ray "
+                    "get-auth-token` on the head node prints it).")
         raise BioflowError(f"Cannot join the Ray cluster at {address}: {err}. Start it with `ray start --head`, "
-                           "check the address, or leave out --address to run on this machine.") from err
+                           f"check the address, or leave out --address to run on this machine.{hint}") from err
+    resources, nodes = ray.cluster_resources(), len(ray.nodes())
+    return (f"Ray: joined the cluster at {address} ({nodes} node{'s' * (nodes != 1)}, {int(resources.get('CPU', 0))} "
+            f"CPUs, {int(resources.get('GPU', 0))} GPUs).")
 
 
 def _complete(run_dir):
