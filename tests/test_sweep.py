@@ -229,16 +229,19 @@ def test_a_ray_start_cluster_is_joined_by_address_and_not_by_default(tmp_path, n
                                  str(tmp_path / workdir), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=env)
 
-    # Without the cluster's token, joining fails with a message that says how to give it.
+    # Three sweeps at once (each mostly waits for Ray): with the cluster's token; without it; and
+    # without --address while RAY_ADDRESS names the cluster.
+    joined = sweep("joined", env, "--address", address)
     no_token = sweep("refused", {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}, "--address", address)
-    joined = sweep("joined", env, "--address", address).communicate(timeout=300)[0]
-    assert f"Ray: joined the cluster at {address} (1 node, 1 CPUs, 0 GPUs)." in joined, joined[-3000:]
-    assert "1 cells: 1 complete" in joined
-    refused = no_token.communicate(timeout=300)[0]
-    assert no_token.returncode == 2 and f"Cannot join the Ray cluster at {address}" in refused, refused[-3000:]
-    assert "set RAY_AUTH_MODE=token" in refused and not list((tmp_path / "refused").rglob("run.json"))
-    # Without --address, the sweep starts its own Ray even when RAY_ADDRESS names a running cluster.
     local = sweep("local", dict(env, RAY_ADDRESS=address))
+    output = joined.communicate(timeout=300)[0]
+    assert f"Ray: joined the cluster at {address} (1 node, 1 CPUs, 0 GPUs)." in output, output[-3000:]
+    assert joined.returncode == 0 and "1 cells: 1 complete" in output
+    # Without the token, joining fails with a message that says how to give it.
+    output = no_token.communicate(timeout=300)[0]
+    assert no_token.returncode == 2 and f"Cannot join the Ray cluster at {address}" in output, output[-3000:]
+    assert "set RAY_AUTH_MODE=token" in output and not list((tmp_path / "refused").rglob("run.json"))
+    # Without --address, the sweep starts its own Ray even when RAY_ADDRESS names a running cluster.
     output = local.communicate(timeout=300)[0]
     assert local.returncode == 0 and f"Ray: a local instance with {os.cpu_count()} CPUs" in output, output[-3000:]
     assert "1 cells: 1 complete" in output
@@ -249,11 +252,12 @@ MULTI_WORKER = ["train.batch_size = 32", "train.skip_test = False", "evaluate.n_
                 "NoiseSuite.noises = ['invert']"]
 
 
-def by_hand_multi_worker_run(tmp_path):
+def start_by_hand_multi_worker_run(tmp_path):
     """The fallback route: two `bioflow train` processes, each started with its own TF_CONFIG.
 
     Each gets the TensorFlow threads of a sweep's worker with one CPU (one intra-op, two inter-op):
     float sums follow the intra-op thread count, and with two the first epoch's loss differs by 1e-3.
+    Returns the processes (see :func:`finish`).
     """
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     args = ["train", "--workdir", str(tmp_path / "runs"), "--publish", "mwms", "--zoo", str(tmp_path / "zoo")]
@@ -266,12 +270,17 @@ def by_hand_multi_worker_run(tmp_path):
                                       stderr=subprocess.STDOUT, text=True,
                                       env=dict(SUBPROCESS_ENV, TF_CONFIG=tf_config, TF_NUM_INTRAOP_THREADS="1",
                                                TF_NUM_INTEROP_THREADS="2")))
+    return procs
+
+
+def finish(procs):
+    """The outputs of processes that must all succeed (killed if they outlive the timeout)."""
     try:
-        outputs = [p.communicate(timeout=420)[0] for p in procs]
+        outputs = [p.communicate(timeout=600)[0] for p in procs]
     finally:
         for p in procs:
             p.kill()
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert [p.returncode for p in procs] == [0] * len(procs), "\n".join(o[-2000:] for o in outputs)
     return outputs
 
 
@@ -289,19 +298,21 @@ def only_the_chief_wrote(root, zoo_root):
 
 @pytest.mark.slow
 def test_a_two_worker_cell_on_ray_train_matches_the_by_hand_tf_config_run(tmp_path, monkeypatch, no_ray_left):
-    outputs = by_hand_multi_worker_run(tmp_path / "by_hand")
+    # Both routes at once (each waits on start-ups much of the time). The sweep: the same run as a
+    # cell on 2 workers, next to a cell whose loss is NaN at once (a low-pass sigma whose square
+    # underflows): that one fails on both workers and is not retried.
+    procs = start_by_hand_multi_worker_run(tmp_path / "by_hand")
+    path = sweep_file(tmp_path, {"build_model.filter_bank": ["gabor", "low-pass"]},
+                      extra="train.epochs = 2\nLowPass.sigmas = [1e-200]\n" + "\n".join(MULTI_WORKER) + "\n")
+    monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "ray" / "zoo"))
+    result = invoke("--gin", path, "--workdir", tmp_path / "ray" / "runs", "--workers-per-run", 2, "--publish", "mwms")
+    outputs = finish(procs)
     by_hand = only_the_chief_wrote(tmp_path / "by_hand" / "runs", tmp_path / "by_hand" / "zoo")
     assert "Published to the zoo" in outputs[0] and "Published" not in outputs[1]
     chief, worker = ([line.split(" - ")[2:] for line in out.splitlines() if line.startswith("Epoch ")]
                      for out in outputs)
     assert chief == worker and len(chief) == 2
 
-    # The same run as a sweep's cell on 2 workers, next to a cell whose loss is NaN at once (a
-    # low-pass sigma whose square underflows): that one fails on both workers and is not retried.
-    path = sweep_file(tmp_path, {"build_model.filter_bank": ["gabor", "low-pass"]},
-                      extra="train.epochs = 2\nLowPass.sigmas = [1e-200]\n" + "\n".join(MULTI_WORKER) + "\n")
-    monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "ray" / "zoo"))
-    result = invoke("--gin", path, "--workdir", tmp_path / "ray" / "runs", "--workers-per-run", 2, "--publish", "mwms")
     assert result.exit_code == 0, result.output
     on_ray = only_the_chief_wrote(tmp_path / "ray" / "runs", tmp_path / "ray" / "zoo")
     assert on_ray.name == by_hand.name == "vgg16_gabor_t1_s42"
