@@ -1,4 +1,5 @@
 """`bioflow sweep`: grids of tiny runs on a local Ray with 2 CPUs, retries, resume, publishing, bad input."""
+import contextlib
 import json
 import os
 import pathlib
@@ -210,7 +211,8 @@ def ray_cluster(tmp_path):
         assert "Ray runtime started" in log.read_text(), log.read_text()[-2000:]
         yield f"127.0.0.1:{port}", env
     finally:
-        os.killpg(head.pid, signal.SIGKILL)  # SIGTERM drains for 30 s
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # SIGTERM drains for 30 s
         head.wait(timeout=30)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -250,12 +252,11 @@ MULTI_WORKER = ["train.batch_size = 32", "train.skip_test = False", "evaluate.n_
                 "NoiseSuite.noises = ['invert']"]
 
 
-def start_by_hand_multi_worker_run(tmp_path):
+def by_hand_multi_worker_run(tmp_path):
     """The fallback route: two `bioflow train` processes, each started with its own TF_CONFIG.
 
     Each gets the TensorFlow threads of a sweep's worker with one CPU (one intra-op, two inter-op):
     float sums follow the intra-op thread count, and with two the first epoch's loss differs by 1e-3.
-    Returns the processes (see :func:`finish`).
     """
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     args = ["train", "--workdir", str(tmp_path / "runs"), "--publish", "mwms", "--zoo", str(tmp_path / "zoo")]
@@ -268,17 +269,12 @@ def start_by_hand_multi_worker_run(tmp_path):
                                       stderr=subprocess.STDOUT, text=True,
                                       env=dict(SUBPROCESS_ENV, TF_CONFIG=tf_config, TF_NUM_INTRAOP_THREADS="1",
                                                TF_NUM_INTEROP_THREADS="2")))
-    return procs
-
-
-def finish(procs):
-    """The outputs of processes that must all succeed (killed if they outlive the timeout)."""
     try:
-        outputs = [p.communicate(timeout=600)[0] for p in procs]
+        outputs = [p.communicate(timeout=420)[0] for p in procs]
     finally:
         for p in procs:
             p.kill()
-    assert [p.returncode for p in procs] == [0] * len(procs), "\n".join(o[-2000:] for o in outputs)
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     return outputs
 
 
@@ -296,9 +292,7 @@ def only_the_chief_wrote(root, zoo_root):
 
 @pytest.mark.slow
 def test_a_two_worker_cell_on_ray_train_matches_the_by_hand_tf_config_run(tmp_path, monkeypatch, no_ray_left):
-    # One route after the other: side by side, four TensorFlow processes on 2 cores spend more CPU
-    # time than the two routes in turn.
-    outputs = finish(start_by_hand_multi_worker_run(tmp_path / "by_hand"))
+    outputs = by_hand_multi_worker_run(tmp_path / "by_hand")
     by_hand = only_the_chief_wrote(tmp_path / "by_hand" / "runs", tmp_path / "by_hand" / "zoo")
     assert "Published to the zoo" in outputs[0] and "Published" not in outputs[1]
     chief, worker = ([line.split(" - ")[2:] for line in out.splitlines() if line.startswith("Epoch ")]
