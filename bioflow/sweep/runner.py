@@ -65,9 +65,14 @@ def _describe(cell):
     return ", ".join(f"{k} = {v!r}" for k, v in cell.bindings) + f", trial {cell.trial}"
 
 
+def _is_local(address):
+    """Whether ``--address`` asks for a new Ray on this machine (it is left out, or ``local``)."""
+    return address in (None, "local")
+
+
 def check_address(address):
     """Fail within seconds, with a clear message, when a cluster ``address`` does not answer."""
-    if address in (None, "auto", "local"):
+    if address == "auto" or _is_local(address):
         return
     parsed = urllib.parse.urlparse(address if "://" in address else f"ray://{address}")
     host, port = parsed.hostname, parsed.port
@@ -101,7 +106,7 @@ def _grpc_handshake(conn):
 
 def check_fits_locally(address, cpus_per_run, workers_per_run):
     """On a local Ray, a cell that asks for more CPUs than this machine has would wait forever: refuse it."""
-    if address not in (None, "local"):
+    if not _is_local(address):
         return  # a cluster may grow (autoscaling); Ray reports what it cannot place
     needed, available = int(cpus_per_run) * int(workers_per_run), os.cpu_count() or 1
     if needed > available:
@@ -316,7 +321,7 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
 def _init(ray, address):
     """Start a local Ray sized to this machine, or join the cluster at ``address``; returns a line saying which."""
     options = dict(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    if address in (None, "local"):
+    if _is_local(address):
         # "local": a new instance even when `ray start` or RAY_ADDRESS names a cluster on this machine
         ray.init(address="local", num_cpus=os.cpu_count(), **options)
         return f"Ray: a local instance with {os.cpu_count()} CPUs, stopped at the end."
