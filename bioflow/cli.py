@@ -2,12 +2,13 @@
 import contextlib
 import functools
 import json
+import os
 import pathlib
 import sys
 
 import click
 
-from bioflow.errors import BioflowError, disk_full_message, user_message
+from bioflow.errors import BioflowError, os_error_message, user_message
 
 DEFAULT_SUMMARY_GIN = "vgg16_rib_rc"
 DEFAULT_TRAIN_GIN = "quickstart"
@@ -34,7 +35,8 @@ def _entries(n):
 
 
 class BioflowGroup(click.Group):
-    """Turns :class:`BioflowError` (and a full disk) into one paragraph on stderr and exit code 2."""
+    """Turns :class:`BioflowError` and ``OSError`` (a full disk, a read-only folder, a permission) into one
+    paragraph on stderr and exit code 2."""
 
     def invoke(self, ctx):
         try:
@@ -42,11 +44,8 @@ class BioflowGroup(click.Group):
         except BioflowError as err:
             click.echo(f"Error: {user_message(err)}", err=True)
             sys.exit(2)
-        except OSError as err:
-            message = disk_full_message(err)
-            if message is None:
-                raise
-            click.echo(f"Error: {message}.", err=True)
+        except OSError as err:  # a read-only folder, a permission, a full disk: one line, never a traceback
+            click.echo(f"Error: {os_error_message(err)}", err=True)
             sys.exit(2)
 
 
@@ -111,22 +110,28 @@ def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, cifar10g
 
 
 def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
-    """Parse the config of a run directory, or of a zoo entry (read, never executed), plus the user's
-    ``--gin``/``--gin-param``. Returns ``(folder for the outputs, (model, run info) or None, card or None)``."""
+    """Parse the configuration for evaluating or explaining a run directory or a zoo entry.
+
+    A run directory is the user's own: its ``operative_config.gin`` comes first, then ``--gin`` and
+    ``--gin-param``. A zoo entry configures nothing: it gives the network (``model.keras``) and the
+    card's preprocessing record, and every setting (the data source, the suite, sizes, paths) comes
+    from the user's ``--gin``/``--gin-param`` and bioflow's defaults; no line of the entry's
+    ``operative_config.gin`` reaches gin. Returns ``(folder for the outputs, (model, run info) or
+    None, card or None)``."""
     from bioflow import config
 
     if (run_dir is None) == (entry is None):
         raise BioflowError("Give either a run directory or --zoo NAME[@VERSION], not both and not neither.")
-    loaded, card, untrusted, files = None, None, [], list(gin_files)
+    loaded, card, files = None, None, list(gin_files)
+    from bioflow.zoo.local import refuse_inside_entry
+
+    for where, path in (("--out", out), ("The run directory", run_dir)):
+        if path is not None:
+            refuse_inside_entry(path, where)
     if entry is not None:
         from bioflow import zoo
 
         model, card = zoo.load(entry, root=zoo_root)
-        folder = zoo.Zoo(zoo_root).path(card["name"], card["version"])
-        operative = folder / "operative_config.gin"
-        if not operative.is_file() or operative.is_symlink():
-            raise BioflowError(f"{folder} has no operative_config.gin; run `bioflow zoo verify {entry}`.")
-        untrusted = [(operative.read_text(errors="replace"), f"{card['name']}@{card['version']}: operative_config.gin")]
         run_dir = out or str(pathlib.Path("runs") / "zoo" / f"{card['name']}_{card['version']}")
         loaded = (model, zoo.loading.run_info(card))
     else:
@@ -134,7 +139,7 @@ def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
         if not operative.is_file():
             raise BioflowError(f"{run_dir} has no operative_config.gin: it is not a bioflow run directory.")
         files = [str(operative)] + files  # the user's own run: trusted, as any gin file they pass
-    config.parse(files, gin_params, untrusted=untrusted)
+    config.parse(files, gin_params)
     return run_dir, loaded, card
 
 
@@ -161,7 +166,8 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
     """Evaluate a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): clean accuracy, the
     noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/).
 
-    A zoo entry's operative_config.gin is read with bioflow's restricted reader, never executed.
+    A zoo entry gives only its network and its card's preprocessing; the data, the suite and every
+    other setting come from --gin/--gin-param (as for a run of your own), never from the entry.
     """
     from bioflow import evaluate
 
@@ -175,9 +181,11 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
         click.echo("Interrupted: the evaluation stopped and wrote nothing.", err=True)
         sys.exit(130)
     if entry is not None:
-        published = card.get("metrics", {}).get("clean_accuracy")
-        click.echo(f"{card['name']}@{card['version']}: clean accuracy {summary['clean_accuracy']:.4f}"
-                   + (f" (published: {published:.4f})" if published is not None else ""))
+        metrics = card.get("metrics") or {}
+        published, images = metrics.get("clean_accuracy"), metrics.get("n_images")
+        click.echo(f"{card['name']}@{card['version']}: clean accuracy {summary['clean_accuracy']:.4f} on "
+                   f"{summary['n_images']} images" + (f" (published: {published:.4f}" + (
+                       f" on {images} images)" if images else ")") if published is not None else ""))
 
 
 @main.command("explain")
@@ -371,14 +379,17 @@ def zoo_pull(spec, remote, min_rate, timeout, gin_files, gin_params, zoo_root):
 @click.option("--all", "all_entries", is_flag=True, help="Report the latest version of every entry.")
 @click.option("--reference", metavar="NAME",
               help="Model or entry the AUC ratios divide by [the 'original' model of each base].")
-@click.option("--out", default="report.html", show_default=True, type=click.Path(dir_okay=False),
-              help="The HTML file; its tables go to <stem>_data/ beside it.")
+@click.option("--out", default="report.html", show_default=True, type=click.Path(),
+              help="The HTML file (a folder, or a path ending in '/', gets report.html); its tables go to "
+                   "<stem>_data/ beside it.")
 @click.option("--png", "png_dir", type=click.Path(file_okay=False), help="Also write every chart as PNG here.")
 @zoo_option
 def report(specs, label, all_entries, reference, out, png_dir, zoo_root):
     """Build an offline HTML robustness dashboard from zoo entries."""
     from bioflow.report import build_report, data_dir_of
 
+    if out.endswith(("/", os.sep)) or pathlib.Path(out).is_dir():
+        out = str(pathlib.Path(out) / "report.html")
     data = build_report(out, zoo_root, specs, label, all_entries, reference, png_dir)
     for problem in data.problems:
         click.echo(f"Note: {problem}", err=True)

@@ -109,19 +109,16 @@ def _unclosed(files, bindings):
     return "an included file"
 
 
-def parse(gin_files=(), bindings=(), finalize=False, untrusted=()):
+def parse(gin_files=(), bindings=(), finalize=False):
     """Clear gin, then parse ``gin_files`` (paths or names) and ``bindings`` in order.
 
-    ``untrusted`` holds ``(text, source)`` configs that came from elsewhere (a zoo entry's
-    ``operative_config.gin``): they are applied first, through the restricted reader
-    :mod:`bioflow.safe_gin`, never through gin's full parser. Errors from gin (unknown
-    configurable, parameter or reference, syntax) are re-raised as :class:`BioflowError`, keeping
-    gin's message with its file and line.
+    Only the user's own configuration is parsed here; text from elsewhere (a zoo entry's
+    ``operative_config.gin``) is never passed to gin. Errors from gin (unknown configurable,
+    parameter or reference, syntax) are re-raised as :class:`BioflowError`, keeping gin's message
+    with its file and line.
     """
     files = [resolve_gin_file(f) for f in gin_files]
     gin.clear_config()
-    for text, source in untrusted:
-        safe_gin.apply(text, source)
     _set_include_path(files)
     quiet = _QuietGinProbes()
     logging.getLogger().addFilter(quiet)
@@ -130,6 +127,9 @@ def parse(gin_files=(), bindings=(), finalize=False, untrusted=()):
     except tokenize.TokenError as err:
         raise BioflowError(f"Invalid gin configuration: unclosed bracket or string in {_unclosed(files, bindings)} "
                            f"(gin: {err.args[0]}).") from err
+    except RecursionError:
+        raise BioflowError("Invalid gin configuration: a value is nested too deeply to read (in "
+                           f"{', '.join(map(str, files)) or 'the --gin-param bindings'}).") from None
     except (ValueError, KeyError, SyntaxError, IOError, TypeError) as err:
         msg = str(err).strip()
         if isinstance(err, KeyError):

@@ -39,3 +39,15 @@ def disk_full_message(err):
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return f"No space left on device: {err.filename or 'a file being written'}"
     return None
+
+
+def os_error_message(err):
+    """One sentence for an ``OSError`` at the command line: the reason and the path, and what was kept."""
+    full = disk_full_message(err)
+    if full is not None:
+        return full + ". Free some space and rerun the same command; a training run resumes from its last epoch."
+    path = err.filename or "a file"
+    other = f" (and {err.filename2})" if getattr(err, "filename2", None) else ""
+    reason = err.strerror or str(err) or type(err).__name__
+    return (f"{reason}: {path}{other}. bioflow writes through temporary files and renames, so nothing was left "
+            "half-written, and what was complete before is kept.")

@@ -177,7 +177,8 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     Args:
         run_dir: the run directory (``model.keras``, ``run.json``).
         data: the run's :class:`DataPipeline` (default: from the gin config, e.g. the run's
-            ``operative_config.gin``); only its test split is used.
+            ``operative_config.gin``); only its test split is used, and its classes must be the
+            ones the model was trained on.
         suite: a :class:`bioflow.noise.NoiseSuite` (default: the paper's suite).
         n_images: evaluate on the first ``n_images`` test images (default: all).
         generalisation_dir: a CIFAR-10G copy (the folder holding ``224x224/``), ``'download'`` to
@@ -241,6 +242,12 @@ def evaluation_sets(pipeline: DataPipeline, stats: dict, size: int, n_images: in
     """``{set name: ([0, 1] images, labels)}``: the test split (its first ``n_images``) and the CIFAR-10G sets."""
     interp = stats["interpolation"]
     splits = pipeline.splits if pipeline.splits is not None else pipeline.source.load()
+    trained_on = tuple(stats.get("classes") or ())
+    if trained_on and tuple(splits.class_names) != trained_on:
+        raise BioflowError(f"The model was trained on {stats.get('dataset')!r}, whose classes are {list(trained_on)}, "
+                           f"but the data source of this configuration, {splits.name!r}, has the classes "
+                           f"{list(splits.class_names)}. Give the data it was trained on with --gin (a shipped "
+                           "data source: --gin data/synthetic, data/cifar10 or data/image_folder) or --gin-param.")
     sets = {"test": _prepare_images(splits.test, size, interp, n_images)}
     if generalisation_dir is not None:
         if tuple(stats.get("classes", ())) != CIFAR10_CLASSES:

@@ -1,10 +1,12 @@
 """A restricted reader for gin text that came from elsewhere, such as a pulled zoo entry.
 
 Gin config text is code: ``import x`` runs module ``x``, and after
-``from __gin__ import dynamic_registration`` a binding can name and call any function. Parsing
-such text with ``gin.parse_config`` therefore executes it. This reader uses only gin's
-tokenizer-level parser (``gin.config_parser``), whose delegate here resolves nothing, and accepts
-the text only when every statement is one of:
+``from __gin__ import dynamic_registration`` a binding can name and call any function. bioflow
+therefore never passes an entry's ``operative_config.gin`` to gin at all: an entry is evaluated
+with the user's own configuration (docs/zoo.md). The entry's text is still checked, so that it
+stays plain, readable gin: this reader uses only gin's tokenizer-level parser
+(``gin.config_parser``), whose delegate here resolves nothing, and accepts the text only when
+every statement is one of:
 
 * a binding ``[scope/]Configurable.param = value`` of a configurable that bioflow registered;
 * a macro definition ``NAME = value``.
@@ -12,8 +14,8 @@ the text only when every statement is one of:
 Values may be Python literals, references (``@Configurable`` or ``@Configurable()``) to
 bioflow's configurables, and macros (``%NAME``) defined in the same text. ``import``,
 ``from … import``, ``include``, constants and anything bioflow did not register are refused with
-the line. :func:`apply` then binds the checked values with ``gin.bind_parameter``: nothing is
-imported, included or called while reading.
+the line, and so is text larger than :data:`MAX_TEXT_BYTES` or nested deeper than
+:data:`MAX_DEPTH`. :func:`bindings` reads a user's own operative config for comparisons.
 """
 import dataclasses
 import io
@@ -23,6 +25,12 @@ import gin
 from gin import config_parser
 
 from bioflow.errors import BioflowError
+
+
+#: The largest config text the reader takes (an operative config is a few kilobytes).
+MAX_TEXT_BYTES = 1 << 20
+#: The deepest nesting of brackets it takes (gin's parser recurses once per level).
+MAX_DEPTH = 32
 
 
 class UnsafeConfig(BioflowError):
@@ -67,10 +75,19 @@ def _line(location):
 def statements(text, source):
     """The statements of gin ``text`` (from ``source``, for messages), parsed without resolving anything.
 
-    Syntax errors, including an unclosed bracket, become a :class:`BioflowError` with the line.
+    Syntax errors, including an unclosed bracket, become a :class:`BioflowError` with the line, and
+    so do text over :data:`MAX_TEXT_BYTES` and brackets nested deeper than :data:`MAX_DEPTH`.
     """
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_TEXT_BYTES:
+        raise UnsafeConfig(f"{source}: refused: it is {size} bytes, and a config may have at most {MAX_TEXT_BYTES}.")
+    deep = _too_deep(text)
+    if deep is not None:
+        raise UnsafeConfig(f"{source}, line {deep}: refused: brackets nested more than {MAX_DEPTH} deep.")
     try:
         return list(config_parser.ConfigParser(text, _Recorder()))
+    except RecursionError:  # a last guard: the depth check above should have refused it
+        raise UnsafeConfig(f"{source}: refused: it is nested too deeply to read.") from None
     except SyntaxError as err:
         location = err.args[1] if len(err.args) > 1 else None
         line = location[1] if isinstance(location, tuple) and len(location) > 1 else err.lineno
@@ -78,6 +95,22 @@ def statements(text, source):
     except tokenize.TokenError as err:
         raise BioflowError(f"{source}, line {unclosed_bracket_line(text)}: unclosed bracket or string (gin: "
                            f"{err.args[0]}).") from err
+
+
+def _too_deep(text):
+    """The line where brackets first nest deeper than :data:`MAX_DEPTH`, or None (read iteratively)."""
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.OP and token.string in "([{":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return token.start[0]
+            elif token.type == tokenize.OP and token.string in ")]}":
+                depth = max(0, depth - 1)
+    except (tokenize.TokenError, SyntaxError):
+        return None  # the parser names the syntax error
+    return None
 
 
 def unclosed_bracket_line(text):
@@ -161,32 +194,6 @@ def check(text, source):
                 refuse(s.location, f"the macro {leaf} is not defined in this config")
         bindings.append(s)
     return bindings
-
-
-def _to_gin(value):
-    """A checked parsed value with its references and macros turned into gin's objects."""
-    if isinstance(value, Reference):
-        return gin.config.ConfigurableReference(value.name, value.evaluate)
-    if isinstance(value, Macro):
-        return gin.config.ConfigurableReference(value.name + "/gin.macro", True)
-    if isinstance(value, dict):
-        return {_to_gin(k): _to_gin(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_gin(v) for v in value)
-    return value
-
-
-def apply(text, source):
-    """Check ``text`` (:func:`check`), then bind its values into gin's current config."""
-    for s in check(text, source):
-        try:
-            if s.arg_name:
-                gin.bind_parameter((s.scope, s.selector, s.arg_name), _to_gin(s.value))
-            else:
-                name = f"{s.scope}/{s.selector}" if s.scope else s.selector
-                gin.bind_parameter((name, "gin.macro", "value"), _to_gin(s.value))
-        except (ValueError, KeyError) as err:
-            raise BioflowError(f"{source}, line {_line(s.location)}: {str(err).strip(chr(34) + chr(39))}") from err
 
 
 def bindings(text, source):

@@ -1,6 +1,8 @@
 """Robustness evaluation end to end on a tiny trained run, and the metrics helpers."""
+import dataclasses
 import json
 
+import gin
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from click.testing import CliRunner
 
 from bioflow import config, metrics, noise
 from bioflow.cli import main
+from bioflow.data import DataPipeline
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.evaluate import GENERALISATION_COLUMNS, PERTURBATION_COLUMNS, evaluate
@@ -94,10 +97,12 @@ def test_generalisation_on_cifar10g(tiny_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     info = json.loads((run / "run.json").read_text())
-    info["data"]["classes"] = list(CIFAR10_CLASSES)  # pretend the classes are CIFAR-10's
+    info["data"]["classes"] = list(CIFAR10_CLASSES)  # pretend the classes are CIFAR-10's, in the run and the data
     (run / "run.json").write_text(json.dumps(info))
     config.parse([str(run / "operative_config.gin")])
-    summary = evaluate(run, suite=noise.NoiseSuite(noises=["invert"]), n_images=16,
+    pipeline = gin.get_configurable(DataPipeline)()
+    pipeline.splits = dataclasses.replace(pipeline.source.load(), class_names=CIFAR10_CLASSES)
+    summary = evaluate(run, data=pipeline, suite=noise.NoiseSuite(noises=["invert"]), n_images=16,
                        generalisation_dir=str(CIFAR10G), perturb_generalisation=True)
     gen = pd.read_csv(run / "results" / "generalisation.csv")
     assert len(gen) == 6 and gen["Inverted"].sum() == 3

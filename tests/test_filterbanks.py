@@ -1,5 +1,6 @@
 """Kernel values against independent, element-by-element formulas of docs/science.md."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -101,3 +102,31 @@ def test_invalid_parameters(make, fragment):
 def test_unknown_variant_lists_valid_ones():
     with pytest.raises(BioflowError, match="'full', 'medium', 'small' or 'trim'"):
         Combined(variant="huge")
+
+
+@pytest.mark.parametrize("make, fragments", [
+    # sigma**2 underflows to 0: every value of the 63x63 kernel is 0/0
+    (lambda: LowPass(sigmas=[1.0, 1e-200]), ["LowPass: the kernel for sigmas=1e-200", "3969 NaN or infinite values "
+                                             "of 3969", "Change LowPass.sigmas"]),
+    (lambda: DoG(sigmas=[1e-200]), ["DoG: the kernel for sigmas=1e-200, gammas=1.6", "Change DoG.sigmas or"]),
+    # a bandwidth this small makes the wavelength 0 (a zero wavelength): cos(x / 0)
+    (lambda: Gabor(bs=[1e-320]), ["Gabor: the kernel for sigmas=8.0, thetas=0.0, bs=1e-320", "NaN or infinite"]),
+    # a huge sigma overflows in float64 (inf / inf), not with a Python OverflowError
+    (lambda: Gabor(sigmas=[1e-300]), ["Gabor: the kernel for sigmas=1e-300", "NaN or infinite"]),
+    # a 1x1 DoG: centre and surround are both [[1]], so every kernel is 0
+    (lambda: DoG(ksize=1), ["DoG: the kernel for sigmas=1.0, gammas=1.6 is all zero at ksize 1", "DoG.ksize"]),
+    (lambda: Combined(dog=DoG(ksize=3, sigmas=[1e-200])), ["DoG: the kernel for sigmas=1e-200"]),
+])
+def test_degenerate_parameters_are_refused_at_construction(make, fragments):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way: one clear error
+        with pytest.raises(BioflowError) as info:
+            make()
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+def test_the_paper_banks_pass_the_kernel_check():
+    for bank in (Gabor(), DoG(), LowPass(), *(Combined(variant=v) for v in COMBINED_VARIANTS)):
+        for kernels in (bank.kernels() if isinstance(bank, Combined) else [bank.kernels()]):
+            assert np.isfinite(kernels).all() and np.abs(kernels).reshape(-1, kernels.shape[-1]).max(0).min() > 0

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bioflow import config, safe_gin, zoo
+from bioflow import safe_gin, zoo
 from bioflow.cli import main
 from bioflow.data import Synthetic
 from bioflow.errors import BioflowError
@@ -172,16 +172,14 @@ def test_restricted_reader_refuses_code_and_names_the_line(text, line, fragment)
     assert fragment in message
 
 
-def test_restricted_reader_binds_bioflow_configs_like_gin(tiny_entry):
-    """A real operative config gives the same bindings through the restricted reader as through gin."""
+def test_restricted_reader_accepts_a_real_operative_config(tiny_entry):
+    """A real operative config, with a scope and a macro, is plain gin: the check keeps every binding."""
     run, _ = tiny_entry
     text = (run / "operative_config.gin").read_text() + "N = 7\nscoped/Synthetic.n_test = %N\n"
-    config.parse([], untrusted=[(text, "entry")])
-    restricted = gin.config_str()
-    gin.clear_config()
-    gin.parse_config(text)
-    assert restricted == gin.config_str()
+    checked = safe_gin.check(text, "entry")
+    assert len([s for s in checked if s.arg_name]) == len(safe_gin.bindings(text, "x")) - 0
     assert safe_gin.bindings(text, "x")["scoped/bioflow.Synthetic.n_test"] == "%N"
+    assert safe_gin.bindings(text, "x")["bioflow.train.epochs"] == "2"
 
 
 def test_payloads_are_live_under_gins_full_parser(sentinel, tmp_path):
@@ -561,3 +559,204 @@ def test_one_bad_card_does_not_break_list_show_or_report(tiny_entry, tmp_path, t
     report = CliRunner().invoke(main, ["report", "--all", "--zoo", str(local), "--out", str(tmp_path / "r.html")])
     assert report.exit_code == 0, report.output
     assert "broken@1.0.0 is skipped" in report.output and "Report of 1 entry" in report.output
+
+
+# -- broken networks: NaN weights --------------------------------------------------------------------
+
+def nan_model_bytes(tiny_entry, tmp_path):
+    """The tiny model.keras with its classifier's kernel set to NaN (a run that diverged unnoticed)."""
+    run, _ = tiny_entry
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    dense = model.layers[-1]
+    kernel, bias = dense.get_weights()
+    dense.set_weights([np.full_like(kernel, np.nan), bias])
+    target = tmp_path / "nan.keras"
+    model.save(target)
+    return dense.name, kernel.size, target.read_bytes()
+
+
+def test_nan_weights_are_refused_at_publish_pull_and_evaluate(tiny_entry, tiny_run, remote, tmp_path):
+    layer, size, data = nan_model_bytes(tiny_entry, tmp_path)
+    named = f"layer {layer!r}, weight 'kernel': {size} of {size} values"
+    (tiny_run / "model.keras").write_bytes(data)
+    result = CliRunner().invoke(main, ["zoo", "publish", str(tiny_run), "--name", "nan", "--zoo", str(tmp_path / "z")])
+    assert_clean_refusal(result, "holds weights that are NaN or infinite", named)
+    assert zoo.Zoo(tmp_path / "z").names() == []
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--n-images", "8"])
+    assert_clean_refusal(result, f"{tiny_run / 'model.keras'} holds weights that are NaN or infinite", named)
+    assert not (tiny_run / "results" / "robustness.json").stat().st_mtime > (tiny_run / "model.keras").stat().st_mtime
+    vouch(remote, files={"model.keras": data})
+    with serve(remote) as url:
+        result = pull(url, tmp_path / "zoo")
+    assert_clean_refusal(result, "Refusing tiny@1.0.0", "tiny@1.0.0: model.keras holds weights that are NaN", named)
+    assert_nothing_installed(tmp_path / "zoo")
+
+
+# -- an entry's config configures nothing -----------------------------------------------------------
+
+def root_payloads(victim, elsewhere, other_zoo):
+    """``{case: lines appended to an entry's operative_config.gin}``: each would run one of bioflow's
+    own entry points (train, evaluate, explain, pull) if the entry's bindings were applied."""
+    train_here = (f"train.workdir = '{elsewhere}'\ntrain.label = 'hijack'\ntrain.epochs = 1\n"
+                  f"train.publish = 'hijacked'\ntrain.zoo = '{other_zoo}'\n")
+    return {
+        "plain": "evaluate.suite = @train()\n" + train_here,
+        "clean_victim": (f"evaluate.suite = @train()\ntrain.workdir = '{victim.parent.parent}'\n"
+                         f"train.label = '{victim.parent.name}'\ntrain.clean = True\n"),
+        "scoped": "evaluate.suite = @victim/evaluate()\n" f"victim/evaluate.run_dir = '{victim}'\n" + train_here,
+        "explain": f"evaluate.suite = @explain()\nexplain.run_dir = '{victim}'\n",
+        "macro": "X = @train()\nevaluate.suite = %X\n" + train_here,
+        "pull": f"evaluate.suite = @pull()\npull.spec = 'tiny'\npull.remote = '{victim}'\npull.root = '{other_zoo}'\n",
+    }
+
+
+def snapshot(folder):
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_entrys_config_runs_no_entry_point_of_bioflow(tiny_entry, tiny_run, zoo_copy, remote, tmp_path):
+    """Every payload is plain gin naming bioflow's roots: pull accepts the text, and evaluating the
+    entry uses none of it. A sentinel for each effect: no run outside the workdir, the victim run
+    unchanged, no new version in the other zoo."""
+    elsewhere = tmp_path / "elsewhere"
+    original = (remote / "tiny" / "1.0.0" / "operative_config.gin").read_text()
+    before_run, before_zoo = snapshot(tiny_run), snapshot(zoo_copy)
+    for case, payload in root_payloads(tiny_run, elsewhere, zoo_copy).items():
+        vouch(remote, files={"operative_config.gin": (original + payload).encode()})
+        root = tmp_path / f"zoo_{case}"
+        with serve(remote) as url:
+            pulled = pull(url, root)
+        assert pulled.exit_code == 0, (case, pulled.output)
+        result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny", "--zoo-root", str(root), "--out",
+                                           str(tmp_path / f"out_{case}"), "--n-images", "32",
+                                           "--gin-param", "Synthetic.n_test = 64",
+                                           "--gin-param", "NoiseSuite.noises = ['invert']"])
+        assert result.exit_code == 0, (case, result.output)
+        summary = json.loads((tmp_path / f"out_{case}" / "results" / "robustness.json").read_text())
+        assert set(summary["suite"]) == {"invert"}, case  # the user's suite, not the entry's
+        assert summary["clean_accuracy"] == zoo.Zoo(root).card("tiny")["metrics"]["clean_accuracy"], case
+        assert not elsewhere.exists(), case
+        assert snapshot(tiny_run) == before_run, case
+        assert snapshot(zoo_copy) == before_zoo and zoo.Zoo(zoo_copy).versions("tiny") == ["1.0.0"], case
+        assert "hijacked" not in zoo.Zoo(zoo_copy).names()
+
+
+# -- the zoo keeps its own integrity -------------------------------------------------------------
+
+def zip_bomb(tmp_path, inflated=100 << 20, declared=100):
+    """A model.keras whose config.json inflates to ``inflated`` bytes while its headers declare ``declared``."""
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", "{}")
+        archive.writestr("config.json", b" " * inflated)
+    data = bytearray(buffer.getvalue())
+    name = b"config.json"
+    local = data.find(name)  # the name follows a 30-byte local header; the central record's, a 46-byte one
+    central = data.find(name, local + 1)
+    for start, offset in ((local - 30, 22), (central - 46, 24)):  # where each header keeps the inflated size
+        data[start + offset:start + offset + 4] = struct.pack("<I", declared)
+    path = tmp_path / "bomb.keras"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_zip_bomb_is_refused_without_inflating_it(remote, tmp_path):
+    import tracemalloc
+
+    from bioflow.zoo import checks
+
+    bomb = zip_bomb(tmp_path)
+    assert bomb.stat().st_size < 1 << 20 and zipfile.ZipFile(bomb).getinfo("config.json").file_size == 100
+    tracemalloc.start()
+    problems = checks.model_problems(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert problems and "it is not a Keras model archive" in problems[0], problems
+    assert peak < 8 << 20, peak  # 1 MiB reads: the old whole-member read peaked at several times 100 MiB
+    vouch(remote, files={"model.keras": bomb.read_bytes()})
+    with serve(remote) as url:
+        result = pull(url, tmp_path / "zoo")
+    assert_clean_refusal(result, "Refusing tiny@1.0.0", "model.keras: it is not a Keras model archive")
+    assert_nothing_installed(tmp_path / "zoo")
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda c: dict(c, data=dict(c["data"], mean=float("nan"))), "data.mean must be a finite pixel value"),
+    (lambda c: dict(c, data=dict(c["data"], std=0)), "data.std must be a finite pixel spread in (1e-6, 255]"),
+    (lambda c: dict(c, data=dict(c["data"], interpolation="cubic")), "data.interpolation must be"),
+    (lambda c: {**c, "files": {**c["files"], "results/zz": {"sha256": "0" * 64, "size": 1},
+                               "results/zz/y": {"sha256": "0" * 64, "size": 1}}},
+     "files lists both 'results/zz' and 'results/zz/y'"),
+])
+def test_pull_refuses_a_card_whose_values_are_out_of_range(remote, tmp_path, mutate, fragment):
+    vouch(remote, card=mutate)
+    with serve(remote) as url:
+        result = pull(url, tmp_path / "zoo")
+    assert_clean_refusal(result, "card.json is not a valid card", fragment)
+    assert_nothing_installed(tmp_path / "zoo")
+
+
+def test_an_index_without_versions_is_refused(remote, tmp_path):
+    index = json.loads((remote / "index.json").read_text())
+    index["entries"]["tiny"]["versions"] = {}
+    (remote / "index.json").write_text(json.dumps(index))
+    with serve(remote) as url:
+        result = pull(url, tmp_path / "zoo")
+    assert_clean_refusal(result, "index.json: entry 'tiny' lists no versions")
+
+
+def test_a_second_pull_of_the_same_entry_succeeds(remote, tmp_path):
+    with serve(remote) as url:
+        first, second = pull(url, tmp_path / "zoo"), pull(url, tmp_path / "zoo")
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert "already in the zoo" in second.output and "with the same sha256" in second.output
+
+
+def test_export_refuses_the_zoo_itself_and_folders_inside_or_around_it(zoo_copy, tmp_path):
+    before = {p: p.read_bytes() for p in zoo_copy.rglob("*") if p.is_file()}
+    for dest, word in ((zoo_copy, "is"), (zoo_copy / "tiny", "lies inside"), (zoo_copy.parent, "contains")):
+        result = CliRunner().invoke(main, ["zoo", "export", str(dest), "--zoo", str(zoo_copy)])
+        assert_clean_refusal(result, f"it {word} the zoo at {zoo_copy.resolve()}")
+    assert {p: p.read_bytes() for p in zoo_copy.rglob("*") if p.is_file()} == before
+    assert zoo.Zoo(zoo_copy).verify("tiny") == []
+
+
+def test_writers_refuse_paths_inside_an_entry(zoo_copy, tmp_path):
+    entry = zoo_copy / "tiny" / "1.0.0"
+    for args in (["report", "--all", "--zoo", str(zoo_copy), "--out", str(entry / "report.html")],
+                 ["evaluate", "--zoo", "tiny", "--zoo-root", str(zoo_copy), "--out", str(entry / "results")],
+                 ["explain", "--zoo", "tiny", "--zoo-root", str(zoo_copy), "--out", str(entry)],
+                 ["evaluate", str(entry)]):
+        result = CliRunner().invoke(main, args)
+        assert_clean_refusal(result, f"is inside the zoo entry {entry}")
+    assert zoo.Zoo(zoo_copy).verify("tiny") == []
+
+
+def test_report_out_folder_and_spreadsheet_safe_tables(zoo_copy, tmp_path):
+    import pandas as pd
+
+    entry = zoo_copy / "tiny" / "1.0.0"
+    card = json.loads((entry / "card.json").read_text())
+    card["run"]["model"] = "=HYPERLINK(\"http://evil\")"
+    (entry / "card.json").write_text(json.dumps(card))
+    result = CliRunner().invoke(main, ["report", "--all", "--zoo", str(zoo_copy), "--out", str(tmp_path / "r") + "/"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "report_data").is_dir()
+    models = pd.read_csv(tmp_path / "r" / "report_data" / "models.csv")
+    assert "'=HYPERLINK(\"http://evil\")" in set(models.astype(str).values.ravel())
+    assert not any(str(v).startswith(("=", "+", "@")) for v in models.values.ravel())
+    assert "instead, so that a spreadsheet shows it" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_os_errors_are_one_line_naming_the_path(tiny_run, tmp_path, zoo_copy):
+    result = CliRunner().invoke(main, ["report", "--all", "--zoo", str(zoo_copy), "--out", "/proc/bioflow/r.html"])
+    assert_clean_refusal(result, "/proc/bioflow", "nothing was left half-written")
+    (tiny_run / "model.keras").write_bytes((tiny_run / "model.keras").read_bytes()[:5000])  # truncated
+    for args in (["evaluate", str(tiny_run), "--n-images", "8"],
+                 ["zoo", "publish", str(tiny_run), "--name", "cut", "--zoo", str(tmp_path / "z")]):
+        result = CliRunner().invoke(main, args)
+        assert_clean_refusal(result, f"{tiny_run / 'model.keras'} is corrupt or truncated")

@@ -237,10 +237,12 @@ def test_report_renders_offline_in_headless_chromium(two_models, tmp_path):
 
 def test_explained_entries_get_an_explain_section(pair_copy, tmp_path):
     for name in ("gabor", "original"):
-        results = pair_copy / name / "1.0.0" / "results"
+        out = tmp_path / f"explained_{name}"
         result = CliRunner().invoke(main, ["explain", "--zoo", name, "--zoo-root", str(pair_copy), "--out",
-                                           str(results), "--images", "2", "--noise", "contrast"])
+                                           str(out), "--images", "2", "--noise", "contrast"])
         assert result.exit_code == 0, result.output
+        # as if published with its explanations (`explain` itself refuses to write into an entry)
+        shutil.copytree(out / "explain", pair_copy / name / "1.0.0" / "results" / "explain")
     data = build_report(tmp_path / "report.html", pair_copy, all_entries=True)
     curves = data.explain
     assert set(curves["Model"]) == {"vgg16_gabor", "vgg16_original"} and set(curves["Noise"]) == {"contrast"}

@@ -160,8 +160,8 @@ def test_a_2x2_grid_runs_publishes_and_a_rerun_trains_nothing(tmp_path, monkeypa
 @pytest.mark.slow
 def test_a_killed_worker_is_retried_and_a_failing_cell_is_not(tmp_path, no_ray_left):
     """One sweep, two cells: the original's worker is killed mid-run (retried, and the run resumes);
-    the low-pass cell's loss is NaN at once (a sigma whose square underflows gives NaN kernels), so it
-    is marked failed, not retried, and does not stop the other."""
+    the low-pass cell fails as it builds (a sigma whose square underflows gives NaN kernels, refused
+    by the bank on every CPU), so it is marked failed, not retried, and does not stop the other."""
     axes = {"build_model.filter_bank": ["original", "low-pass"]}
     path = sweep_file(tmp_path, axes, extra="train.epochs = 3\nSynthetic.n_train = 512\nLowPass.sigmas = [1e-200]\n")
     workdir = tmp_path / "runs"
@@ -182,7 +182,8 @@ def test_a_killed_worker_is_retried_and_a_failing_cell_is_not(tmp_path, no_ray_l
     assert table.loc["original", "status"] == "complete" and table.loc["original", "attempts"] == 2, output[-2000:]
     assert "(attempt 2)" in output
     assert table.loc["low-pass", "status"] == "failed" and table.loc["low-pass", "attempts"] == 1  # not retried
-    assert "training loss became" in table.loc["low-pass", "error"]
+    assert "LowPass: the kernel for sigmas=1e-200 has 49 NaN or infinite values of 49 (ksize 7)" in \
+        table.loc["low-pass", "error"]
     assert "1 complete, 1 failed" in output
 
 
@@ -299,8 +300,8 @@ def test_a_two_worker_cell_on_ray_train_matches_the_by_hand_tf_config_run(tmp_pa
                      for out in outputs)
     assert chief == worker and len(chief) == 2
 
-    # The same run as a sweep's cell on 2 workers, next to a cell whose loss is NaN at once (a
-    # low-pass sigma whose square underflows): that one fails on both workers and is not retried.
+    # The same run as a sweep's cell on 2 workers, next to a cell that fails as it builds (a low-pass
+    # sigma whose square underflows): that one fails on both workers and is not retried.
     path = sweep_file(tmp_path, {"build_model.filter_bank": ["gabor", "low-pass"]},
                       extra="train.epochs = 2\nLowPass.sigmas = [1e-200]\n" + "\n".join(MULTI_WORKER) + "\n")
     monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "ray" / "zoo"))
@@ -313,7 +314,7 @@ def test_a_two_worker_cell_on_ray_train_matches_the_by_hand_tf_config_run(tmp_pa
     assert row["status"] == "complete" and row["attempts"] == 1 and row["zoo_entry"] == "mwms-gabor@1.0.0"
     failed = table.loc["low-pass"]
     assert failed["status"] == "failed" and failed["attempts"] == 1, result.output[-2000:]
-    assert "training loss became" in failed["error"] and "1 complete, 1 failed" in result.output
+    assert "LowPass: the kernel for sigmas=1e-200" in failed["error"] and "1 complete, 1 failed" in result.output
     ours, theirs = (pd.read_csv(run / "history.csv") for run in (on_ray, by_hand))
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)

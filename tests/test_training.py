@@ -1,5 +1,6 @@
 """The training runner: run directory, resume after SIGKILL, strategies, quickstart and errors."""
 import json
+import pathlib
 import re
 import signal
 import socket
@@ -7,16 +8,25 @@ import subprocess
 import sys
 import time
 
+import gin
 import keras
 import numpy as np
 import pytest
 
 from bioflow import config, noise
+from bioflow.components import RetinalBottleneck
 from bioflow.errors import BioflowError
+from bioflow.registry import BOTTLENECKS, Entry
 from bioflow.runner import train
 from bioflow.training import rundir
 from bioflow.training.loop import TrainingDiverged
 from helpers import SUBPROCESS_ENV, TINY_TRAIN
+
+
+def tf_latest_checkpoint(run):
+    import tensorflow as tf
+
+    return tf.train.latest_checkpoint(str(run / "checkpoints"))
 
 
 def cli(*args, env=None, **kwargs):
@@ -217,24 +227,35 @@ main(sys.argv[1:])
 """
 
 
+#: SGD, not RMSprop: RMSprop's first steps are nearly sign(g) · lr / sqrt(1 - rho), so a gradient that
+#: is 0 up to rounding (a dead unit) flips sign with the summation order of two replicas, and the
+#: epoch losses then differ by 1.4e-3 relative (measured on AMD EPYC; under 1e-3 on earlier CI machines).
+#: With SGD at lr 0.1, one and two devices gave epoch losses within 1.3e-8 relative (AMD EPYC, oneDNN
+#: on), while a global-batch bug (each replica's mean loss summed, i.e. the gradient doubled,
+#: measured as lr 0.2) moves epoch 1's loss by 2.1e-4: rtol 1e-5 sits between the two, 770x above
+#: the rounding spread and 20x below the effect.
+GLOBAL_BATCH_RUN = [*TINY_TRAIN, "train.epochs = 2", "train.batch_size = 32", "train.optimizer = 'SGD'",
+                    "train.learning_rate = 0.1"]
+
+
 @pytest.mark.slow
-def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path, tiny_run):
-    base = [*params(*TINY_TRAIN, "train.epochs = 2", "train.batch_size = 32")]
-    # One device: the session's tiny run, trained with these bindings (and a small evaluation after).
-    two = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "two"), *base,
-                          *params("train.strategy = 'mirrored'")],
+def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
+    config.parse(["quickstart"], GLOBAL_BATCH_RUN)
+    one = train(workdir=str(tmp_path / "one"))
+    two = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "two"),
+                          *params(*GLOBAL_BATCH_RUN, "train.strategy = 'mirrored'")],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
-    runs = [json.loads((tiny_run / "run.json").read_text()),
+    runs = [json.loads((one / "run.json").read_text()),
             json.loads(next((tmp_path / "two").rglob("run.json")).read_text())]
     assert runs[0]["replicas"] == 1 and runs[1]["replicas"] == 2
     assert runs[0]["global_batch"] == runs[1]["global_batch"] == 32
-    histories = [rundir.read_history(tiny_run / "history.csv"),
+    histories = [rundir.read_history(one / "history.csv"),
                  rundir.read_history(next((tmp_path / "two").rglob("history.csv")))]
     for key in ("loss", "val_loss"):
-        assert [r[key] for r in histories[1]] == pytest.approx([r[key] for r in histories[0]], rel=1e-3)
-    odd = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "odd"), *base,
-                          *params("train.strategy = 'mirrored'", "train.batch_size = 15")],
+        assert [r[key] for r in histories[1]] == pytest.approx([r[key] for r in histories[0]], rel=1e-5)
+    odd = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "odd"),
+                          *params(*GLOBAL_BATCH_RUN, "train.strategy = 'mirrored'", "train.batch_size = 15")],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
     assert odd.returncode == 2 and "must divide evenly over the 2 replicas" in odd.stderr, odd.stderr[-2000:]
 
@@ -265,3 +286,60 @@ def test_reduce_on_plateau_and_decay():
     assert float(base.numpy()) == pytest.approx(0.005)  # floored at min_learning_rate
     opt.iterations.assign(2)
     assert trainer.current_rate() == pytest.approx(0.005 / (1 + 0.5 * 2))
+
+
+class PoisonAfter(keras.layers.Layer):
+    """Passes its input through, but writes NaN into its own weight once ``steps`` training steps have run.
+
+    Its output never depends on the weight, so the loss stays finite whatever the CPU does with NaN:
+    only the weight check can catch it.
+    """
+
+    def __init__(self, steps, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = steps
+
+    def build(self, input_shape):
+        self.count = self.add_weight(name="count", shape=(), initializer="zeros", trainable=False)
+        self.poison = self.add_weight(name="poison", shape=(1,), initializer="ones", trainable=False)
+
+    def call(self, x, training=False):
+        if training:
+            self.count.assign_add(1.0)
+            self.poison.assign(keras.ops.where(self.count > self.steps, float("nan"), self.poison))
+        return x
+
+    def get_config(self):
+        return dict(super().get_config(), steps=self.steps)
+
+
+class PoisonedBottleneck(RetinalBottleneck):
+    """A bottleneck of width 1 whose first layer turns its weight to NaN during epoch 2 (8 steps an epoch)."""
+
+    def __init__(self):
+        super().__init__(width=1, filters=2)
+
+    def __call__(self, x):
+        return super().__call__(PoisonAfter(8, name="poison_after_8")(x))
+
+
+gin.register(PoisonedBottleneck, module="bioflow_tests")
+
+
+def test_nan_weights_with_a_finite_loss_stop_the_run_before_its_epoch_is_committed(tmp_path, monkeypatch):
+    monkeypatch.setitem(BOTTLENECKS._entries, "poisoned", Entry("poisoned", PoisonedBottleneck))
+    zoo_root = tmp_path / "zoo"
+    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 3", "build_model.bottleneck = 'poisoned'",
+                                               "train.publish = 'poisoned'", f"train.zoo = '{zoo_root}'"])
+    with pytest.raises(TrainingDiverged) as info:
+        train(workdir=str(tmp_path))
+    message = str(info.value)
+    assert "Weights became NaN or infinite during epoch 2 (layer 'poison_after_8', weight 'poison': 1 of 1 " \
+           "values)" in message and "although the training loss stayed finite" in message, message
+    assert "its last good checkpoint holds 1 epochs" in message
+    run = next(tmp_path.rglob("run.json")).parent
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "failed" and "Weights became NaN" in info["error"]
+    assert [r["epoch"] for r in rundir.read_history(run / "history.csv")] == [0]  # epoch 2 was not committed
+    assert pathlib.Path(tf_latest_checkpoint(run)).name == "ckpt-1"
+    assert not (run / "model.keras").exists() and not zoo_root.exists()  # never saved, never published

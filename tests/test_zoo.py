@@ -425,12 +425,13 @@ def test_evaluate_a_zoo_entry(tiny_entry, tmp_path):
     _, root = tiny_entry
     out = tmp_path / "eval"
     result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny@1.0.0", "--zoo-root", str(root), "--out", str(out),
-                                       "--n-images", "32", "--gin-param", "NoiseSuite.noises = ['invert']"])
+                                       "--n-images", "32", "--gin-param", "NoiseSuite.noises = ['invert']",
+                                       "--gin-param", "Synthetic.n_test = 64"])  # the data it was published on
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "results" / "robustness.json").read_text())
     card = zoo.Zoo(root).card("tiny@1.0.0")
     assert summary["clean_accuracy"] == pytest.approx(card["metrics"]["clean_accuracy"])
-    assert f"(published: {card['metrics']['clean_accuracy']:.4f})" in result.output
+    assert f"on 32 images (published: {card['metrics']['clean_accuracy']:.4f} on 32 images)" in result.output
     assert zoo.Zoo(root).verify("tiny@1.0.0") == []  # the entry itself is untouched
     result = CliRunner().invoke(main, ["evaluate"])
     assert result.exit_code == 2 and "either a run directory or --zoo" in result.output

@@ -59,7 +59,7 @@ def _repeat_channels(kernels_2d, in_channels):
 def gaussian_2d(ksize, sigma):
     """Normalised 2-D Gaussian: outer product of 1-D Gaussians, summing to 1."""
     i = np.arange(ksize, dtype=np.float64)
-    g = np.exp(-((i - (ksize - 1) / 2) ** 2) / (2 * sigma**2))
+    g = np.exp(-((i - (ksize - 1) / 2) ** 2) / (2 * np.float64(sigma) ** 2))
     g2 = np.outer(g, g)
     return g2 / g2.sum()
 
@@ -87,6 +87,35 @@ class FilterBank:
 
     def _kernels_2d(self) -> list:
         raise NotImplementedError
+
+    def _kernel_parameters(self) -> list[dict]:
+        """One dict per kernel, in the order of ``_kernels_2d``: the values (keyed by the constructor
+        argument that holds them) that made it, for messages."""
+        raise NotImplementedError
+
+    def _check_kernels(self) -> None:
+        """Raise a :class:`BioflowError` when a kernel is not finite or is all zero (call at the end of ``__init__``).
+
+        A degenerate value (a sigma whose square underflows, a bandwidth that makes the wavelength 0)
+        gives NaN or infinite kernels in float64; what a network then does with NaN depends on the
+        CPU (max pooling may hide it), so it is refused here, by name.
+        """
+        name = type(self).__name__
+        with np.errstate(all="ignore"):
+            kernels = self._kernels_2d()
+        for parameters, kernel in zip(self._kernel_parameters(), kernels):
+            given = ", ".join(f"{key}={value!r}" for key, value in parameters.items())
+            bindings = " or ".join(f"{name}.{key}" for key in parameters)
+            bad = int(np.count_nonzero(~np.isfinite(kernel)))
+            if bad:
+                raise BioflowError(
+                    f"{name}: the kernel for {given} has {bad} NaN or infinite values of {kernel.size} "
+                    f"(ksize {self.ksize}): a value this small or large underflows or overflows in float64. "
+                    f"Change {bindings} so that every kernel is finite.")
+            if not np.any(kernel):
+                raise BioflowError(
+                    f"{name}: the kernel for {given} is all zero at ksize {self.ksize}, so it would pass "
+                    f"nothing. Change {name}.ksize or {bindings}.")
 
     def kernels(self, in_channels: int = 1) -> np.ndarray:
         """Kernels as a float64 array ``(ksize, ksize, in_channels, n_kernels)`` in the order of docs/science.md."""
@@ -126,11 +155,16 @@ class Gabor(FilterBank):
         self.gammas = _check_list(name, "gammas", gammas, minimum=0)
         self.thetas = _check_list(name, "thetas", thetas)
         self.psis = _check_list(name, "psis", psis)
+        self._check_kernels()
 
     @staticmethod
     def wavelength(sigma, b):
         """Wavelength for a Gaussian width ``sigma`` and bandwidth ``b`` octaves."""
         return sigma * math.pi / GABOR_C * (2**b - 1) / (2**b + 1)
+
+    def _kernel_parameters(self):
+        return [dict(sigmas=s, thetas=t, bs=b, gammas=g, psis=p)
+                for s, t, b, g, p in itertools.product(self.sigmas, self.thetas, self.bs, self.gammas, self.psis)]
 
     def _kernels_2d(self):
         h = self.ksize // 2
@@ -138,7 +172,8 @@ class Gabor(FilterBank):
         y = (h - idx)[:, None]
         x = (h - idx)[None, :]
         out = []
-        for sigma, theta, b, gamma, psi in itertools.product(self.sigmas, self.thetas, self.bs, self.gammas, self.psis):
+        for p in self._kernel_parameters():  # numpy floats: an extreme value gives inf/NaN, not OverflowError
+            sigma, theta, b, gamma, psi = (np.float64(p[k]) for k in ("sigmas", "thetas", "bs", "gammas", "psis"))
             lam = self.wavelength(sigma, b)
             xr = x * math.cos(theta) + y * math.sin(theta)
             yr = -x * math.sin(theta) + y * math.cos(theta)
@@ -163,12 +198,17 @@ class DoG(FilterBank):
         self.ksize = _check_ksize(name, ksize)
         self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
         self.gammas = _check_list(name, "gammas", gammas, minimum=1)
+        self._check_kernels()
+
+    def _kernel_parameters(self):
+        return [dict(sigmas=s, gammas=g) for s, g in itertools.product(self.sigmas, self.gammas)
+                for _on_off in range(2)]
 
     def _kernels_2d(self):
         out = []
         for sigma, gamma in itertools.product(self.sigmas, self.gammas):
             centre = gaussian_2d(self.ksize, sigma)
-            surround = gaussian_2d(self.ksize, sigma * gamma)
+            surround = gaussian_2d(self.ksize, np.float64(sigma) * gamma)
             out += [centre - surround, surround - centre]
         return out
 
@@ -186,6 +226,10 @@ class LowPass(FilterBank):
         name = "LowPass"
         self.ksize = _check_ksize(name, ksize)
         self.sigmas = _check_list(name, "sigmas", sigmas, minimum=0)
+        self._check_kernels()
+
+    def _kernel_parameters(self):
+        return [dict(sigmas=s) for s in self.sigmas]
 
     def _kernels_2d(self):
         return [gaussian_2d(self.ksize, s) for s in self.sigmas]

@@ -6,11 +6,30 @@ every chart is also written as CSV beside the HTML, and optionally every chart a
 import datetime
 import html
 import pathlib
+import tempfile
 
 import altair as alt
+import pandas as pd
 
 from bioflow.report import charts, collect as collect_lib, page
-from bioflow.io import atomic_write
+from bioflow.io import atomic_write, replace_dir
+
+#: What a spreadsheet reads as a formula at the start of a cell (OWASP's CSV injection rule).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+DATA_NOTE = ("In the CSV tables beside this page, a text cell that begins with =, +, -, @, a tab or a carriage "
+             "return starts with ' instead, so that a spreadsheet shows it rather than running it.")
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every text cell that a spreadsheet would run as a formula prefixed with ``'``."""
+    def neutral(value):
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(neutral)
+    return out
 
 
 def data_dir_of(out):
@@ -38,9 +57,11 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     ``problems``; the rest still renders.
     """
     import vl_convert
+    from bioflow.zoo.local import refuse_inside_entry
 
-    data = collect_lib.collect(zoo_root, specs, label, all_entries, reference)
     out = pathlib.Path(out)
+    refuse_inside_entry(out, "report --out")
+    data = collect_lib.collect(zoo_root, specs, label, all_entries, reference)
     chart_specs = _chart_specs(data)
     problems = list(data.problems)
     for cid, heading, _, _ in charts.CHARTS:
@@ -74,15 +95,19 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     entries = ", ".join(e.spec for e in data.entries)
     subtitle = (f"{len(data.entries)} zoo entries ({entries}); made "
                 f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
-                f"Chance accuracy is {collect_lib.CHANCE}.")
+                f"Chance accuracy is {collect_lib.CHANCE}. {DATA_NOTE}")
     document = page.render("bioflow robustness report", subtitle, sections,
                        {cid: spec for cid, (_, spec) in chart_specs.items()}, problems,
                        vl_convert.javascript_bundle())
     data.problems = problems
 
     data_dir = data_dir_of(out)
-    for name, table in data.tables().items():
-        atomic_write(data_dir / f"{name}.csv", table.to_csv(index=False))
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_dir.parent, prefix=f".{data_dir.name}.") as tmp:
+        staged = pathlib.Path(tmp) / data_dir.name  # the tables appear whole or not at all (a full disk)
+        for name, table in data.tables().items():
+            atomic_write(staged / f"{name}.csv", spreadsheet_safe(table).to_csv(index=False))
+        replace_dir(staged, data_dir)
     if png_dir is not None:
         png_dir = pathlib.Path(png_dir)
         for cid, (_, spec) in chart_specs.items():

@@ -42,7 +42,9 @@ def run_dirs(cells, files, gin_params, workdir, label):
     """``{cell id: run directory}``, named as ``bioflow train`` names them (the model is not built).
 
     Two cells that would share a run directory (an axis that changes neither the model name, the
-    trial nor the seed) are an error: their runs would overwrite each other.
+    trial nor the seed) are an error: their runs would overwrite each other. A cell whose network
+    cannot be named (a filter bank whose parameters give NaN kernels) gets None: it fails in its
+    worker with that error, as any cell that fails by itself, and does not stop the others.
     """
     from bioflow.model import build_model
     from bioflow.training.rundir import run_dir
@@ -51,7 +53,11 @@ def run_dirs(cells, files, gin_params, workdir, label):
     for cell in cells:
         config.parse(files, list(gin_params) + cell.gin_params())
         seed = bindings.query("train.seed", 42)
-        path = str(run_dir(workdir, label, build_model(name_only=True), cell.trial, seed))
+        try:
+            path = str(run_dir(workdir, label, build_model(name_only=True), cell.trial, seed))
+        except BioflowError:
+            out[cell.id] = None
+            continue
         if path in owner:
             raise BioflowError(f"Two cells would train into the same run directory {path}: "
                                f"{_describe(owner[path])} and {_describe(cell)}. The run directory is "
@@ -341,6 +347,8 @@ def _init(ray, address):
 
 
 def _complete(run_dir):
+    if run_dir is None:
+        return False
     try:
         return json.loads((pathlib.Path(run_dir) / "run.json").read_text()).get("status") == "complete"
     except (OSError, ValueError):

@@ -13,12 +13,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bioflow import weights
 from bioflow.errors import BioflowError
 from bioflow.metrics import LossAccuracy, batch_totals
 
 
 class TrainingDiverged(BioflowError):
-    """The loss became NaN or infinite (the TerminateOnNaN condition)."""
+    """The loss, or a weight, became NaN or infinite (the TerminateOnNaN condition, and the weight check)."""
 
 
 class Interrupted(BioflowError):
@@ -55,6 +56,7 @@ class Trainer:
         self.stop_reason = None
         self._train_step = tf.function(self._train_step_fn, jit_compile=jit_compile or None)
         self._eval_step = tf.function(self._eval_step_fn, jit_compile=jit_compile or None)
+        self._weights_finite = weights.all_finite_fn(model)
 
     # -- steps ------------------------------------------------------------------------------
     def _train_replica(self, images, labels):
@@ -102,6 +104,20 @@ class Trainer:
             raise Interrupted(f"Stopped by {self.stop_reason} during epoch {epoch + 1}; "
                               f"{int(self.epoch.numpy())} epochs are complete.")
 
+    def check_weights(self, epoch):
+        """Stop the run when a weight is NaN or infinite after ``epoch`` (one reduction and one transfer).
+
+        The loss alone is no guard: on some CPUs max pooling turns an all-NaN window into -3.4e38,
+        so NaN weights can give finite losses.
+        """
+        if bool(self._weights_finite()):
+            return
+        bad = "; ".join(weights.nonfinite_weights(self.model)[:5])
+        raise TrainingDiverged(f"Weights became NaN or infinite during epoch {epoch + 1} ({bad}), although the "
+                               f"training loss stayed finite. The run stopped before committing that epoch; "
+                               f"its last good checkpoint holds {int(self.epoch.numpy())} epochs. Try a lower "
+                               "learning rate, or check the components' parameters.")
+
     def current_rate(self):
         schedule = self.optimizer.learning_rate
         return float(schedule(self.optimizer.iterations)) if callable(schedule) else float(schedule)
@@ -148,6 +164,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(step + 1, list(zip(("loss", "accuracy"), totals.result())))
             train_loss, train_acc = totals.result(f"The training set (in full batches of {self.global_batch} images)")
+            self.check_weights(epoch)
             val_loss, val_acc = self.evaluate(val_dataset(epoch) if callable(val_dataset) else val_dataset)
             row = dict(epoch=epoch, loss=train_loss, accuracy=train_acc, val_loss=val_loss,
                        val_accuracy=val_acc, lr=self.current_rate(), seconds=time.time() - start)

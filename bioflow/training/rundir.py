@@ -25,6 +25,7 @@ import keras
 import pandas as pd
 
 import bioflow.components  # noqa: F401  (registers bioflow's Keras layers, so that model.keras loads)
+from bioflow import weights
 from bioflow.errors import BioflowError
 from bioflow.learning_curves import learning_curves
 from bioflow.io import atomic_path, atomic_write
@@ -222,7 +223,14 @@ def load_run(run_dir, force=False):
         raise BioflowError(f"{run} is not a complete run (status {info.get('status')!r}): its model.keras may be "
                            "older than its training. Finish the run first, or pass --force (evaluate.force) to "
                            "evaluate that model.keras anyway.")
-    return keras.saving.load_model(path, safe_mode=True), info
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # a truncated zip, a damaged weights file: Keras raises many types
+        first = (str(err).splitlines() or [""])[0][:200]
+        raise BioflowError(f"{path} is corrupt or truncated and cannot be loaded ({type(err).__name__}: {first}). "
+                           "Restore it, or retrain the run with --clean.") from None
+    weights.check_finite(model, str(path))
+    return model, info
 
 
 def plot_learning_curves(path, rows, title):

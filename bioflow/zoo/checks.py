@@ -6,25 +6,29 @@ is honest. So every entry is also checked for what it holds:
 * ``card.json`` has the fields bioflow reads, with the right types;
 * ``operative_config.gin`` passes the restricted reader (:mod:`bioflow.safe_gin`): no imports,
   no dynamic registration, nothing bioflow did not register;
-* ``model.keras`` holds no Lambda layer and no object from outside Keras and bioflow.
+* ``model.keras`` holds no Lambda layer and no object from outside Keras and bioflow, loads in
+  Keras' safe mode, and its weights are finite.
 
 ``zoo pull`` refuses an entry that fails any check (nothing is installed), and ``zoo verify``
 reports the same problems for an entry already on disk.
 """
 import json
+import math
 import re
 import zipfile
 
 import keras
 
 import bioflow.components  # noqa: F401  (registers bioflow's Keras layers for deserialisation)
-from bioflow import safe_gin
-from bioflow.data.preprocessing import NORMALISATIONS
+from bioflow import safe_gin, weights
+from bioflow.data.preprocessing import INTERPOLATIONS, NORMALISATIONS
 from bioflow.errors import BioflowError, choices
 
 #: Keras classes that carry Python code: bioflow never loads them.
 CODE_CLASSES = ("Lambda", "TFOpLambda", "__lambda__")
 MAX_MODEL_CONFIG_BYTES = 64 << 20
+#: The most a model.keras may inflate to, over all its members (VGG-16's weights are 0.5 GiB).
+MAX_MODEL_BYTES = 16 << 30
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NONE = type(None)
 _NUMBER = (int, float)
@@ -126,9 +130,40 @@ def card_problems(card, name=None, version=None):
     for required in ("model.keras", "operative_config.gin"):
         if required not in card["files"]:
             problems.append(f"it lists no {required}")
-    normalisation = card["data"].get("normalisation")
+    paths = set(card["files"])
+    for rel in sorted(paths):
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in paths:
+                problems.append(f"files lists both {'/'.join(parts[:depth])!r} and {rel!r}: one cannot be a file "
+                                "and a folder")
+    return problems + data_problems(card["data"])
+
+
+#: The largest image side a card may declare (a 224x224 network is the paper's).
+MAX_IMAGE_SIZE = 4096
+
+
+def data_problems(data):
+    """What is wrong with a card's preprocessing record: the only settings an entry contributes."""
+    problems = []
+    normalisation = data.get("normalisation")
     if normalisation not in (None, *NORMALISATIONS):
         problems.append(f"data.normalisation must be {choices(NORMALISATIONS)} or null, got {normalisation!r}")
+    if data["interpolation"] not in INTERPOLATIONS:
+        problems.append(f"data.interpolation must be {choices(INTERPOLATIONS)}, got {data['interpolation']!r}")
+    mean, std = data["mean"], data["std"]
+    if not (math.isfinite(mean) and 0 <= mean <= 255):
+        problems.append(f"data.mean must be a finite pixel value in [0, 255], got {mean!r}")
+    if not (math.isfinite(std) and 1e-6 < std <= 255):
+        problems.append(f"data.std must be a finite pixel spread in (1e-6, 255] (the network divides by it), "
+                        f"got {std!r}")
+    size = data.get("image_size")
+    if size is not None and not 1 <= size <= MAX_IMAGE_SIZE:
+        problems.append(f"data.image_size must be from 1 to {MAX_IMAGE_SIZE}, got {size!r}")
+    classes = data.get("classes")
+    if classes is not None and not 2 <= len(classes) <= 100_000:
+        problems.append(f"data.classes must list 2 to 100000 class names, got {len(classes)}")
     return problems
 
 
@@ -149,10 +184,15 @@ def model_problems(path):
     """Why ``model.keras`` at ``path`` must not be loaded: code-carrying layers or foreign objects."""
     try:
         with zipfile.ZipFile(path) as archive:
-            if archive.getinfo("config.json").file_size > MAX_MODEL_CONFIG_BYTES:
+            bombs = _inflation_problems(archive)
+            if bombs:
+                return bombs
+            with archive.open("config.json") as member:
+                raw = member.read(MAX_MODEL_CONFIG_BYTES + 1)  # inflates at most this much, whatever the header says
+            if len(raw) > MAX_MODEL_CONFIG_BYTES:
                 return ["its config.json is larger than 64 MiB"]
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError) as err:
+            config = json.loads(raw)
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError, EOFError) as err:
         return [f"it is not a Keras model archive ({type(err).__name__}: {str(err)[:120]})"]
     problems, stack = [], [config]
     while stack:
@@ -178,6 +218,24 @@ def model_problems(path):
     return sorted(set(problems))
 
 
+def _inflation_problems(archive):
+    """Members whose real inflated size exceeds what the zip's headers declare (a zip bomb), measured
+    by inflating each one in 1 MiB steps and stopping one byte past its declared size."""
+    members = archive.infolist()
+    declared = sum(m.file_size for m in members)
+    if declared > MAX_MODEL_BYTES:
+        return [f"its members declare {declared:,} bytes, more than the {MAX_MODEL_BYTES:,} bioflow accepts"]
+    for member in members:
+        seen = 0
+        with archive.open(member) as stream:
+            while seen <= member.file_size and (chunk := stream.read(min(1 << 20, member.file_size + 1 - seen))):
+                seen += len(chunk)
+        if seen > member.file_size:
+            return [f"its member {member.filename!r} inflates beyond the {member.file_size:,} bytes its header "
+                    "declares (a zip bomb)"]
+    return []
+
+
 def load_model(path, where):
     """The Keras model at ``path`` (an entry's ``model.keras``), checked for code first, then loaded
     in safe mode; a :class:`BioflowError` naming ``where`` when it is refused or does not load."""
@@ -185,17 +243,32 @@ def load_model(path, where):
     if problems:
         raise BioflowError(f"Refusing to load {where}: model.keras {'; '.join(problems)}.")
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as err:  # Keras raises many types for archives it cannot rebuild
         first = str(err).splitlines()[0][:300] if str(err) else ""
         raise BioflowError(f"Cannot load {path} with Keras' safe mode: {type(err).__name__}: {first}") from err
+    weights.check_finite(model, f"{where}: model.keras")
+    return model
 
 
 def entry_problems(folder, where):
     """What stops bioflow from using the entry in ``folder`` (its files already verified by sha256)."""
     problems = [f"model.keras: {p}" for p in model_problems(folder / "model.keras")]
+    if not problems:
+        try:
+            load_model(folder / "model.keras", where)
+        except BioflowError as err:
+            problems.append(str(err).rstrip("."))
+    return problems + config_problems(folder, where)
+
+
+def config_problems(folder, where):
+    """Why the entry's ``operative_config.gin`` is not plain gin text (it is never bound; it must stay readable)."""
+    source = f"{where}: operative_config.gin"
     try:
-        safe_gin.check((folder / "operative_config.gin").read_text(), f"{where}: operative_config.gin")
-    except (BioflowError, OSError, UnicodeDecodeError) as err:
-        problems.append(str(err))
-    return problems
+        safe_gin.check((folder / "operative_config.gin").read_bytes().decode("utf-8"), source)
+    except UnicodeDecodeError as err:
+        return [f"{source} is not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x})"]
+    except (BioflowError, OSError) as err:
+        return [str(err)]
+    return []

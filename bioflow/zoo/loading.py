@@ -16,7 +16,9 @@ def load(spec: str, root: PathLike | None = None, remote: str | None = None) -> 
     """The model of a zoo entry, ready to predict, and its card.
 
     The entry is pulled from ``remote`` (or ``$BIOFLOW_ZOO_REMOTE``) when it is not in the local
-    zoo. ``model.keras`` is checked against the card's sha256 and loaded with Keras' safe mode.
+    zoo. ``model.keras`` is checked against the card's sha256 and loaded with Keras' safe mode; an
+    entry whose config a pull would refuse is refused too. Nothing in the entry configures
+    anything: evaluating it takes the model and the card's ``data`` record only.
     Inputs are ``[N, H, W, 1]`` luminance in 0..255, normalised as the card's data says:
     ``bioflow.data.preprocessing.normaliser(card["data"])`` (``(x - mean) / std`` unless
     ``card["data"]["normalisation"]`` is ``'samplewise'``).
@@ -36,6 +38,9 @@ def load(spec: str, root: PathLike | None = None, remote: str | None = None) -> 
     if declared is None or not path.is_file() or path.is_symlink() or sha256_file(path) != declared:
         raise BioflowError(f"{path} does not match the sha256 in its card; run "
                            f"`bioflow zoo verify {name}@{version}` and pull the entry again into a fresh zoo.")
+    problems = checks.config_problems(folder, f"{name}@{version}")  # as a pull would refuse it
+    if problems:
+        raise BioflowError(f"Refusing to load {name}@{version}: {'; '.join(problems)}")
     return checks.load_model(path, f"{name}@{version}"), card
 
 

@@ -234,6 +234,27 @@ class Zoo:
         atomic_write(self.root / CATALOGUE, json.dumps(catalogue_of(self, old), indent=2) + "\n")
 
 
+def entry_holding(path: PathLike) -> pathlib.Path | None:
+    """The zoo entry folder (``<name>/<version>/`` holding a ``card.json``) that ``path`` is in, or None."""
+    path = pathlib.Path(path).expanduser().absolute()
+    for folder in [path, *path.parents]:
+        if (folder / CARD).is_file():
+            try:
+                naming.check_version(folder.name)
+            except BioflowError:
+                continue
+            return folder
+    return None
+
+
+def refuse_inside_entry(path: PathLike, what: str) -> None:
+    """Refuse to write ``path`` (``what``, e.g. ``'report --out'``) inside a zoo entry: versions are immutable."""
+    entry = entry_holding(path)
+    if entry is not None:
+        raise BioflowError(f"{what} {path} is inside the zoo entry {entry}, and a published version never changes "
+                           "(`zoo verify` would fail). Write it somewhere else.")
+
+
 def catalogue_of(zoo, previous=None):
     """The index of ``zoo`` (the local catalogue and a remote's ``index.json`` share it).
 

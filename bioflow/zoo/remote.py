@@ -53,6 +53,8 @@ def export(dest: PathLike, specs: Sequence[str] = (), root: PathLike | None = No
     Returns the index.
     """
     zoo = Zoo(root)
+    if "://" not in str(dest) or str(dest).startswith("file://"):
+        _check_apart(pathlib.Path(str(dest).removeprefix("file://")), zoo.root)
     chosen = sorted({zoo.resolve(s) for s in specs}) if specs else [(n, v) for n in zoo.names()
                                                                    for v in zoo.versions(n)]
     if not chosen:
@@ -76,6 +78,15 @@ def export(dest: PathLike, specs: Sequence[str] = (), root: PathLike | None = No
                 tf.io.gfile.copy(str(path), target, overwrite=True)
     _write(_join(dest, INDEX), json.dumps(index, indent=2) + "\n")
     return index
+
+
+def _check_apart(dest, root):
+    """Refuse an export folder that is the zoo, lies inside it or holds it: copying would overwrite its files."""
+    dest, root = dest.expanduser().resolve(), root.expanduser().resolve()
+    if dest == root or root in dest.parents or dest in root.parents:
+        where = "is" if dest == root else "lies inside" if root in dest.parents else "contains"
+        raise BioflowError(f"Cannot export to {dest}: it {where} the zoo at {root}, whose files the export would "
+                           "overwrite. Export to a folder outside the zoo.")
 
 
 def _join(base, *parts):
@@ -192,6 +203,8 @@ def read_index(remote, deadlines=None):
         entries = index["entries"]
         for name, entry in entries.items():
             naming.check_name(name, what="Index entry name")
+            if not isinstance(entry.get("versions"), dict) or not entry["versions"]:
+                raise BioflowError(f"entry {name!r} lists no versions (its 'versions' must be a non-empty object)")
             for version, meta in entry["versions"].items():
                 naming.check_version(version, what=f"Index version of {name!r}")
                 if not isinstance(meta["card"]["size"], int) or not isinstance(meta["card"]["sha256"], str):
@@ -201,6 +214,12 @@ def read_index(remote, deadlines=None):
             raise BioflowError(f"{_join(remote, INDEX)}: {err}") from err
         raise BioflowError(f"{_join(remote, INDEX)} is not a bioflow zoo index ({err!r}).") from err
     return index
+
+
+def _same_card(zoo, name, version, card_meta):
+    """Whether the local ``name@version`` has the card the remote declares (same sha256)."""
+    card = zoo.path(name, version) / CARD
+    return card.is_file() and sha256_file(card) == card_meta["sha256"]
 
 
 def default_remote(remote=None):
@@ -275,8 +294,8 @@ def pull(spec, remote=None, root=None, on_bytes=None, on_start=None, min_rate=MI
         raise BioflowError(f"The remote zoo {remote} has no {name}@{version}; versions are {choices(versions)}.")
     card_meta = versions[version]["card"]
     if version in zoo.versions(name):
-        if sha256_file(zoo.path(name, version) / CARD) == card_meta["sha256"]:
-            print(f"{name}@{version} is already in the zoo at {zoo.root}.")
+        if _same_card(zoo, name, version, card_meta):
+            print(f"{name}@{version} is already in the zoo at {zoo.root}, with the same sha256.")
             return zoo.path(name, version)
         raise BioflowError(f"{name}@{version} is already in the zoo at {zoo.root} with different contents; "
                            "versions are immutable. Use another local zoo (--zoo) to pull this one.")
@@ -305,6 +324,13 @@ def pull(spec, remote=None, root=None, on_bytes=None, on_start=None, min_rate=MI
             reasons = "; ".join(p.rstrip(".") for p in problems)
             raise BioflowError(f"Refusing {name}@{version} from {remote}: {reasons}. Its files match their sha256, "
                                "but bioflow never runs code from an entry. Nothing was installed.")
-        path = zoo.commit(folder, name, version)
+        try:
+            path = zoo.commit(folder, name, version)
+        except BioflowError:
+            if not _same_card(zoo, name, version, card_meta):
+                raise
+            print(f"{name}@{version} was installed in the zoo at {zoo.root} meanwhile (another pull), with the "
+                  "same sha256: nothing more to do.")
+            return zoo.path(name, version)
     print(f"Pulled {name}@{version} from {remote} into {path} ({total:,} bytes, every sha256 verified).")
     return path
