@@ -760,3 +760,41 @@ def test_os_errors_are_one_line_naming_the_path(tiny_run, tmp_path, zoo_copy):
                  ["zoo", "publish", str(tiny_run), "--name", "cut", "--zoo", str(tmp_path / "z")]):
         result = CliRunner().invoke(main, args)
         assert_clean_refusal(result, f"{tiny_run / 'model.keras'} is corrupt or truncated")
+
+
+def test_terminal_escapes_in_a_card_are_printed_escaped(tiny_entry, tmp_path):
+    local = plant(tiny_entry, tmp_path, {})
+    card_path = local / "tiny" / "1.0.0" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["run"]["model"] = "\x1b]0;pwned\x07\x1b[2J\rmodel"
+    card["architecture"]["base"] = "vgg\x9b31m16\nFAKE LINE"
+    card_path.write_text(json.dumps(card))
+    for args in (["zoo", "list"], ["zoo", "show", "tiny"]):
+        result = CliRunner().invoke(main, [*args, "--zoo", str(local)])
+        assert result.exit_code == 0, result.output
+        assert not any(c in result.output for c in "\x1b\x07\x9b\r"), repr(result.output)
+        assert "\\x1b]0;pwned\\x07\\x1b[2J\\rmodel" in result.output and "vgg\\x9b31m16\\nFAKE LINE" in result.output
+
+
+def test_staging_folders_of_dead_processes_are_removed_by_the_next_operation(remote, tmp_path):
+    """A pull killed with SIGKILL leaves its staging folder; the next pull removes it, and keeps a live one's."""
+    from bioflow.zoo import local as local_lib
+
+    root = tmp_path / "zoo"
+    with serve(remote, Trickle) as url:
+        proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", "zoo", "pull", "tiny", "--remote", url,
+                                 "--zoo", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((root / ".staging").glob("pull-*/model.keras")):
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait(timeout=30)
+    left = list((root / ".staging").iterdir())
+    assert len(left) == 1 and f".{proc.pid}." in left[0].name
+    alive = root / ".staging" / f"pull-other-{local_lib._HOST}.{os.getpid()}.live"  # this test is alive
+    alive.mkdir()
+    with serve(remote) as url:
+        result = pull(url, root)
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (root / ".staging").iterdir()] == [alive.name]

@@ -1,4 +1,14 @@
-"""Text views of zoo cards for ``bioflow zoo list`` and ``bioflow zoo show``."""
+"""Text views of zoo cards for ``bioflow zoo list`` and ``bioflow zoo show``.
+
+Every string of a card came from an entry, so control characters (terminal escape sequences,
+carriage returns, newlines) are shown escaped (``\\x1b``), never sent to the terminal raw.
+"""
+import unicodedata
+
+
+def terminal_safe(text):
+    """``text`` with every control or format character written as a Python escape (``\\x1b``, ``\\n``)."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c)[0] == "C" else c for c in str(text))
 
 
 def _fmt(value, spec=".4f"):
@@ -11,9 +21,10 @@ def listing(cards, latest):
     for c in cards:
         arch, metrics = c.get("architecture", {}), c.get("metrics", {})
         tag = " (latest)" if latest.get(c["name"]) == c["version"] else ""
-        rows.append((c["name"], c["version"] + tag, str(c.get("run", {}).get("model")), str(arch.get("convolution")),
-                     str(arch.get("base")), _fmt(metrics.get("clean_accuracy")),
-                     f"{c.get('parameters', {}).get('total_params', 0):,}", str(c.get("created"))))
+        rows.append(tuple(terminal_safe(v) for v in (
+            c["name"], c["version"] + tag, c.get("run", {}).get("model"), arch.get("convolution"), arch.get("base"),
+            _fmt(metrics.get("clean_accuracy")), f"{c.get('parameters', {}).get('total_params', 0):,}",
+            c.get("created"))))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -42,4 +53,4 @@ def describe_card(card, folder):
     if metrics.get("generalisation"):
         lines.append("  CIFAR-10G    " + ", ".join(f"{k} {v:.3f}" for k, v in metrics["generalisation"].items()))
     lines.append(f"  files        {', '.join(sorted(card.get('files', {})))}")
-    return "\n".join(lines)
+    return "\n".join(terminal_safe(line) for line in lines)

@@ -18,9 +18,12 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 import warnings
 
 import filelock
@@ -179,10 +182,16 @@ class Zoo:
 
     @contextlib.contextmanager
     def staging(self, prefix):
-        """A temporary folder on the zoo's file system, removed on exit unless it was committed."""
+        """A temporary folder on the zoo's file system, removed on exit unless it was committed.
+
+        Its name carries this host and PID, so that the next staging removes the folders of
+        processes that died (``kill -9`` during a pull or publish); a live process's folder, or
+        another host's younger than :data:`STALE_SECONDS`, is kept.
+        """
         base = self.root / ".staging"
         base.mkdir(parents=True, exist_ok=True)
-        folder = pathlib.Path(tempfile.mkdtemp(dir=base, prefix=prefix))
+        remove_stale_staging(base)
+        folder = pathlib.Path(tempfile.mkdtemp(dir=base, prefix=f"{prefix}{_HOST}.{os.getpid()}."))
         try:
             yield folder
         finally:
@@ -280,6 +289,37 @@ def catalogue_of(zoo, previous=None):
         if versions:
             entries[name] = dict(latest=max(versions, key=naming.version_key), versions=versions)
     return {"format": FORMAT, "entries": entries}
+
+
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+#: A staging folder of another host is removed once it is this old (its PID cannot be checked here).
+STALE_SECONDS = 24 * 3600
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_stale_staging(base):
+    """Remove the staging folders in ``base`` whose process is dead (same host) or that are older than a day."""
+    for folder in base.iterdir():
+        match = re.fullmatch(r".*-(\w+)\.(\d+)\.\w+", folder.name)
+        if not folder.is_dir() or folder.is_symlink() or match is None:
+            continue
+        host, pid = match.group(1), int(match.group(2))
+        try:
+            old = time.time() - folder.stat().st_mtime > STALE_SECONDS
+        except OSError:
+            continue
+        if (host == _HOST and not _alive(pid)) or (host != _HOST and old):
+            _make_writable(folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _warn(message):
