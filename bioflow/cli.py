@@ -47,6 +47,10 @@ class BioflowGroup(click.Group):
         except OSError as err:  # a read-only folder, a permission, a full disk: one line, never a traceback
             click.echo(f"Error: {os_error_message(err)}", err=True)
             sys.exit(2)
+        except RecursionError:  # config.check_no_cycles names the usual causes; this is the last guard
+            click.echo("Error: resolving the configuration recursed without end: a reference (@X()) or macro (%M) "
+                       "leads back to itself. Check the gin files' references.", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=BioflowGroup)

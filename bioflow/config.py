@@ -137,7 +137,74 @@ def parse(gin_files=(), bindings=(), finalize=False):
         raise BioflowError(f"Invalid gin configuration: {msg}") from err
     finally:
         logging.getLogger().removeFilter(quiet)
+    check_no_cycles()
     return files
+
+
+def _references(value):
+    """Every evaluated reference (``@X()``, ``%M``) in a bound value, containers included."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, gin.config.ConfigurableReference):
+            if item._evaluate:  # gin has no public accessor; @X (not called) cannot recurse
+                yield item._scoped_selector
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set)):
+            stack.extend(item)
+
+
+def check_no_cycles():
+    """Refuse bindings whose evaluated references or macros lead back to themselves.
+
+    ``DataPipeline.source = @DataPipeline()``, or ``A = %B`` with ``B = %A``, would make gin recurse
+    until Python's stack runs out; the error names the chain instead.
+    """
+    def node(scoped):
+        scope, _, name = scoped.rpartition("/")
+        if name == "gin.macro":
+            return f"%{scope}"
+        match = gin.config._REGISTRY.get_match(name)
+        return f"{scope + '/' if scope else ''}{match.selector if match else name}"
+
+    edges = {}
+    for (scope, selector), params in gin.config._CONFIG.items():
+        source = f"%{scope}" if selector == "gin.macro" else f"{scope + '/' if scope else ''}{selector}"
+        for param, value in params.items():
+            for ref in _references(value):
+                edges.setdefault(source, []).append((param, node(ref)))
+
+    def short(name):
+        return name.replace("bioflow.", "")
+
+    state = {}  # node -> 1 while on the path, 2 when done
+    for start in list(edges):
+        if state.get(start):
+            continue
+        path, stack = [], [(start, iter(edges.get(start, ())))]
+        state[start] = 1
+        while stack:
+            name, children = stack[-1]
+            for param, child in children:
+                if state.get(child) == 1:
+                    chain = [*path, (name, param)]
+                    first = next(i for i, (n, _) in enumerate(chain) if n == child)
+                    loop = " → ".join(f"{short(n)}.{p}" if not n.startswith("%") else short(n)
+                                      for n, p in chain[first:]) + f" → {short(child)}"
+                    raise BioflowError(f"Invalid gin configuration: the bindings refer back to themselves ({loop}), "
+                                       "so resolving them would never end. Bind one of them to a value instead.")
+                if not state.get(child):
+                    state[child] = 1
+                    path.append((name, param))
+                    stack.append((child, iter(edges.get(child, ()))))
+                    break
+            else:
+                state[name] = 2
+                stack.pop()
+                if path:
+                    path.pop()
 
 
 def operative_config():

@@ -34,10 +34,24 @@ def user_message(err):
     return _GIN_CALL.sub("", str(err)).strip()
 
 
+#: How an OSError reads once gin has re-raised it with only a message.
+_ERRNO = re.compile(r"\[Errno (\d+)\] ([^:]+): '(.*)'$", re.S)
+
+
+def _errno_and_path(err):
+    """``(errno, filename)`` of an OSError, read back from its message when gin dropped the attributes."""
+    if err.errno is not None:
+        return err.errno, err.filename
+    match = _ERRNO.match(user_message(err))
+    return (int(match.group(1)), match.group(3)) if match else (None, None)
+
+
 def disk_full_message(err):
     """``'No space left on device: <path>'`` when ``err`` is a full disk (an OSError), else None."""
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return f"No space left on device: {err.filename or 'a file being written'}"
+    if isinstance(err, OSError):
+        code, path = _errno_and_path(err)
+        if code == errno.ENOSPC:
+            return f"No space left on device: {path or 'a file being written'}"
     return None
 
 
@@ -46,8 +60,13 @@ def os_error_message(err):
     full = disk_full_message(err)
     if full is not None:
         return full + ". Free some space and rerun the same command; a training run resumes from its last epoch."
-    path = err.filename or "a file"
+    path, reason = err.filename, err.strerror
+    if path is None or reason is None:  # gin re-raises with only a message: "[Errno 30] Reason: 'path'"
+        match = _ERRNO.match(user_message(err))
+        if match:
+            reason, path = match.group(2), match.group(3)
+    path = path or "a file"
+    reason = reason or user_message(err) or type(err).__name__
     other = f" (and {err.filename2})" if getattr(err, "filename2", None) else ""
-    reason = err.strerror or str(err) or type(err).__name__
     return (f"{reason}: {path}{other}. bioflow writes through temporary files and renames, so nothing was left "
             "half-written, and what was complete before is kept.")

@@ -24,7 +24,7 @@ from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.io import replace_dir
-from bioflow.validation import check_positive_int
+from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_bool, check_int, check_positive_int
 from bioflow.training import rundir
 
 PERTURBATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Noise", "LI", "Level",
@@ -145,16 +145,29 @@ def _remove_orphans(run):
 
 def _check_n_images(n_images):
     if n_images is not None:
-        check_positive_int(n_images, "evaluate.n_images", alternative=" or None (all images)")
+        check_positive_int(n_images, "evaluate.n_images", alternative=" or None (all images)", maximum=MAX_IMAGES)
+
+
+def _check_numbers(batch_size, seed, flags):
+    check_positive_int(batch_size, "evaluate.batch_size", maximum=MAX_BATCH)
+    check_int(seed, "evaluate.seed")
+    for key, value in flags.items():
+        check_bool(value, f"evaluate.{key}")
 
 
 def check_settings() -> None:
     """Check the evaluation settings bound in gin, so that a training run fails before it trains."""
     bound = bindings.query
     _check_n_images(bound("evaluate.n_images"))
+    _check_numbers(bound("evaluate.batch_size", 64), bound("evaluate.seed", 0), {})
     if bound("evaluate.save_images") is not None:
         _check_save_images(bound("evaluate.save_images"))
     _check_generalisation_dir(bound("evaluate.generalisation_dir"))
+    suite = bound("evaluate.suite")  # None, or gin's reference @[scope/]NoiseSuite()
+    scoped = getattr(suite, "_scoped_selector", None) if suite is not None else "NoiseSuite"
+    if scoped is not None and scoped.rpartition("/")[2] == "NoiseSuite":
+        with gin.config_scope(scoped.rpartition("/")[0] or None):
+            gin.get_configurable(noise.NoiseSuite)()  # its names, levels and sizes, before any training
 
 
 def _check_generalisation_dir(folder):
@@ -197,6 +210,8 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     folders of killed evaluations are removed by the next one.
     """
     _check_n_images(n_images)
+    _check_numbers(batch_size, seed, dict(perturb_generalisation=perturb_generalisation,
+                                          save_predictions=save_predictions, force=force))
     _check_save_images(save_images)
     _check_generalisation_dir(generalisation_dir)  # before any work
     run = pathlib.Path(run_dir)

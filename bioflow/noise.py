@@ -406,6 +406,10 @@ def _phase_scrambling_symmetric(x, width, ctx):
 EXTENDED = PAPER + ("phase_scrambling_symmetric", "gaussian_noise", "gaussian_blur", "jpeg_quality", "pixelation")
 
 
+#: The most levels one noise of a suite may have (each level is a pass over the test set).
+MAX_LEVELS = 256
+
+
 @gin.register(module="bioflow")
 class NoiseSuite:
     """A named set of perturbations with their levels, declared in gin (``gin/noise/``).
@@ -416,11 +420,25 @@ class NoiseSuite:
     """
 
     def __init__(self, noises=PAPER, levels=None):
+        if isinstance(noises, str) or not isinstance(noises, (list, tuple)) or not noises:
+            raise BioflowError(f"NoiseSuite.noises must be a non-empty list of noise names, got {noises!r}.")
+        if levels is not None and not isinstance(levels, dict):
+            raise BioflowError(f"NoiseSuite.levels must be a dict {{noise: [levels]}} or None, got {levels!r}.")
         self.noises = tuple(noises)
         for name in self.noises:
             get(name)
-        self.levels = {name: tuple(float(v) for v in (levels or {}).get(name, get(name).levels))
-                       for name in self.noises}
+        for name in levels or {}:
+            if name not in self.noises:
+                raise BioflowError(f"NoiseSuite.levels names {name!r}, which is not in NoiseSuite.noises "
+                                   f"({', '.join(self.noises)}).")
+        self.levels = {}
+        for name in self.noises:
+            given = (levels or {}).get(name, get(name).levels)
+            if isinstance(given, str) or not hasattr(given, "__len__") or not 1 <= len(given) <= MAX_LEVELS:
+                count = len(given) if hasattr(given, "__len__") else given
+                raise BioflowError(f"NoiseSuite.levels[{name!r}] must list 1 to {MAX_LEVELS} levels (the paper "
+                                   f"uses 11), got {count if isinstance(count, int) else repr(count)}.")
+            self.levels[name] = tuple(_check_level(get(name), v) for v in given)
 
     def items(self) -> list[tuple[str, tuple[float, ...]]]:
         """``(name, levels)`` pairs in order."""

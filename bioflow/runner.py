@@ -34,7 +34,7 @@ from bioflow.errors import BioflowError, choices, user_message
 from bioflow.evaluate import check_settings, evaluate
 from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.model import build_model
-from bioflow.validation import check_positive_int
+from bioflow.validation import MAX_BATCH, MAX_EPOCHS, check_bool, check_int, check_number, check_positive_int
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
 from bioflow.training.optimizers import make_optimizer
@@ -174,8 +174,11 @@ def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precisi
     if mixed_precision not in PRECISIONS:
         raise BioflowError(f"Unknown mixed_precision {mixed_precision!r}; valid values are None, "
                            f"{choices(p for p in PRECISIONS if p)}.")
-    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("trial", trial)):
-        check_positive_int(value, f"train.{key}")
+    for key, value, most in (("epochs", epochs, MAX_EPOCHS), ("batch_size", batch_size, MAX_BATCH),
+                             ("trial", trial, 1_000_000)):
+        check_positive_int(value, f"train.{key}", maximum=most)
+    check_int(seed, "train.seed")
+    _check_rates(**rest)
     rundir.check_path_name(label, "The label")
     dist = make_strategy(strategy)
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
@@ -195,6 +198,19 @@ def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precisi
                        mixed_precision=mixed_precision, **rest)
 
 
+def _check_rates(*, learning_rate, decay, plateau, jit_compile, tensorboard, clean, resume, skip_test, **_):
+    """The numbers and switches of ``train`` (the names, strategy and precision are checked where used)."""
+    check_number(learning_rate, "train.learning_rate", above=0, maximum=1e6)
+    check_number(decay, "train.decay", minimum=0)
+    factor, patience, min_rate = plateau
+    check_number(factor, "train.plateau_factor", above=0, maximum=1)
+    check_positive_int(patience, "train.plateau_patience", minimum=0)
+    check_number(min_rate, "train.min_learning_rate", minimum=0)
+    for key, value in (("jit_compile", jit_compile), ("tensorboard", tensorboard), ("clean", clean),
+                       ("resume", resume), ("skip_test", skip_test)):
+        check_bool(value, f"train.{key}")
+
+
 def build(s):
     """The model that ``build_model`` declares, built in the strategy's scope."""
     with s.strategy.scope():
@@ -207,7 +223,7 @@ def build(s):
 
 def _train_locked(run, model, pipeline, s):
     """The steps ``train`` takes once it holds the run's lock."""
-    state, latest = restore_state(run, s)
+    state, latest, corrupt = restore_state(run, s)
     if state.get("status") == "complete" and not (s.resume and s.epochs > state.get("epochs_completed", 0)):
         print(f"Run {run} is already complete ({state.get('epochs_completed')} epochs); "
               "pass --clean to start over, or --resume with more epochs to continue.")
@@ -215,7 +231,7 @@ def _train_locked(run, model, pipeline, s):
             evaluate(run, data=pipeline)  # an earlier evaluation failed or was interrupted
         publish_run(run, s)
         return run
-    history = rundir.committed_history(run, _checkpoint_epochs(latest)) if s.chief else []
+    history = rundir.committed_history(run, _checkpoint_epochs(latest), fell_back=bool(corrupt)) if s.chief else []
     if s.chief and not s.skip_test:
         check_settings()  # a wrong CIFAR-10G folder fails now, not after training
     stats = prepare_data(model, pipeline, fold_weights=not latest)
@@ -230,7 +246,7 @@ def _train_locked(run, model, pipeline, s):
 
 
 def restore_state(run, s):
-    """``(run.json state, latest checkpoint or None)``; ``--clean`` empties the run first.
+    """``(run.json state, newest intact checkpoint or None, corrupt newer ones)``; ``--clean`` empties the run first.
 
     A run with a checkpoint, or a complete one, continues only with the bindings it was trained with.
     """
@@ -238,11 +254,18 @@ def restore_state(run, s):
     if s.clean and s.chief:
         rundir.clear(run)
         state = {}
-    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
     complete = state.get("status") == "complete"
+    if complete and not s.resume:  # nothing will be restored: no need to read every tensor back
+        latest, corrupt = tf.train.latest_checkpoint(str(run / "checkpoints")), []
+    else:
+        latest, corrupt = rundir.newest_intact_checkpoint(run)
+    if corrupt:
+        print(f"Checkpoint {', '.join(pathlib.Path(c).name for c in corrupt)} of {run.name} is corrupt or truncated; "
+              f"resuming from the older {pathlib.Path(latest).name} (the epochs after it are trained again).",
+              flush=True)
     if s.chief and (latest or complete):
         _check_same_config(run, epochs_may_change=s.resume or complete)
-    return state, latest
+    return state, latest, corrupt
 
 
 def prepare_data(model, pipeline, fold_weights):

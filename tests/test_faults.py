@@ -109,6 +109,27 @@ def test_resume_without_checkpoints_refuses_and_keeps_the_history(run_copy, tiny
     assert json.loads((run_copy / "run.json").read_text())["status"] == "complete"
 
 
+def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(run_copy, tiny_bindings, capsys):
+    workdir = run_copy.parents[1]
+    newest = next((run_copy / "checkpoints").glob("ckpt-2.data-*"))
+    newest.write_bytes(newest.read_bytes()[:100])  # a copy cut short
+    config.parse(["quickstart"], [*tiny_bindings, "train.epochs = 3"])
+    train(workdir=str(workdir), label="tiny", resume=True)
+    out = capsys.readouterr().out
+    assert "Checkpoint ckpt-2 of vgg16_gabor_t1_s42 is corrupt or truncated; resuming from the older ckpt-1" in out
+    assert "Resuming vgg16_gabor_t1_s42 from epoch 2" in out
+    assert [r["epoch"] for r in rundir.read_history(run_copy / "history.csv")] == [0, 1, 2]
+    assert json.loads((run_copy / "run.json").read_text())["status"] == "complete"
+
+
+def test_every_checkpoint_truncated_names_clean(run_copy, tiny_bindings):
+    for data in (run_copy / "checkpoints").glob("ckpt-*.data-*"):
+        data.write_bytes(data.read_bytes()[:100])
+    result = invoke("train", "--workdir", str(run_copy.parents[1]), "--label", "tiny", "--resume",
+                    *params(*tiny_bindings, "train.epochs = 3"))
+    assert_clean_error(result, "Every checkpoint of", "is corrupt or truncated (ckpt-2, ckpt-1)", "Pass --clean")
+
+
 def test_history_ahead_of_its_checkpoint_is_refused(run_copy, tiny_bindings):
     workdir = run_copy.parents[1]
     rows = rundir.read_history(run_copy / "history.csv")
@@ -403,6 +424,51 @@ def test_a_full_disk_is_one_clear_message_and_the_run_resumes(tmp_path, tiny_bin
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
 
+READ_ONLY = textwrap.dedent("""\
+    set -u
+    mount -t tmpfs -o size=64m tmpfs "$MNT"
+    cp -r "$ZOO" "$MNT/zoo"
+    mount -o remount,ro "$MNT"
+    b() { name=$1; shift; $BIOFLOW_CMD "$@" > "$OUT/$name.txt" 2>&1; echo $? > "$OUT/$name.rc"; }
+    b train train --workdir "$MNT/runs" $BINDINGS
+    b publish zoo publish "$RUN" --name ro --zoo "$MNT/zoo"
+    b pull zoo pull tiny --remote "$REMOTE" --zoo "$MNT/pulled"
+    b report report --all --zoo "$ZOO" --out "$MNT/r.html"
+    b evaluate evaluate --zoo tiny --zoo-root "$ZOO" --out "$MNT/ev" --n-images 8 \
+        --gin-param "NoiseSuite.noises = ['invert']"
+    umount "$MNT"
+    mount -t tmpfs -o size=12k tmpfs "$MNT"
+    b full_report report --all --zoo "$ZOO" --out "$MNT/r.html"
+    ls -A "$MNT" > "$OUT/full_report.ls"
+    """)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_unshare() is None, reason="needs a private mount namespace (unshare) to mount a read-only tmpfs")
+def test_a_read_only_or_full_target_is_one_line_and_nothing_is_half_written(tiny_entry, tmp_path, tiny_bindings):
+    run, root = tiny_entry
+    mnt, out, remote = tmp_path / "mnt", tmp_path / "out", tmp_path / "remote"
+    mnt.mkdir()
+    out.mkdir()
+    from bioflow import zoo
+
+    zoo.export(remote, root=root)
+    bindings = " ".join(f"--gin-param '{b}'" for b in tiny_bindings)
+    env = dict(ENV, MNT=str(mnt), OUT=str(out), ZOO=str(root), RUN=str(run), REMOTE=str(remote),
+               BIOFLOW_CMD=BIOFLOW or f"{sys.executable} -m bioflow.cli")
+    done = subprocess.run([*_unshare(), "bash", "-c", READ_ONLY.replace("$BINDINGS", bindings)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("train", "publish", "pull", "report", "evaluate"):
+        text = (out / f"{name}.txt").read_text()
+        assert (out / f"{name}.rc").read_text().strip() == "2", (name, text[-2000:])
+        assert "Error: Read-only file system: " + str(mnt) in text and "Traceback" not in text, (name, text[-2000:])
+        assert "nothing was left half-written" in text, name
+    text = (out / "full_report.txt").read_text()
+    assert (out / "full_report.rc").read_text().strip() == "2" and "Error: No space left on device" in text, text
+    assert (out / "full_report.ls").read_text().split() == [], "a full disk left part of the report behind"
+
+
 # -- reports of damaged entries ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("rel, content, problem", [
@@ -432,3 +498,44 @@ def test_a_report_names_empty_or_garbage_tables_and_renders_the_rest(tiny_entry,
     assert [e.spec for e in data.entries] == ["other@1.0.0", "tiny@1.0.0"]
     assert any(problem in p for p in data.problems)
     assert set(data.curves["Model"]) >= {"vgg16_gabor"}  # tiny@1.0.0 still has its curves
+
+
+@pytest.mark.parametrize("bindings, fragment", [
+    (["evaluate.seed = 'zero'"], "evaluate.seed must be an integer, got 'zero'"),
+    (["evaluate.batch_size = 0"], "evaluate.batch_size must be an integer from 1 to 65,536, got 0"),
+    (["Synthetic.n_test = 1000000000000"], "Synthetic.n_test must be an integer from 1 to 1,048,576"),
+    (["NoiseSuite.levels = {'uniform': [0.5, 0.6]}", "NoiseSuite.noises = ['invert']"],
+     "NoiseSuite.levels names 'uniform', which is not in NoiseSuite.noises"),
+    (["NoiseSuite.levels = {'uniform': []}"], "NoiseSuite.levels['uniform'] must list 1 to 256 levels"),
+    (["train.learning_rate = -1.0"], "train.learning_rate must be a finite number > 0"),
+    (["train.epochs = 10000000"], "train.epochs must be an integer from 1 to 100,000"),
+    (["DataPipeline.source = @DataPipeline()"], "refer back to themselves (DataPipeline.source → DataPipeline)"),
+    (["A = %B", "B = %A", "train.seed = %A"], "refer back to themselves (%A → %B → %A)"),
+])
+def test_roots_refuse_bad_values_before_any_work(tmp_path, tiny_bindings, bindings, fragment):
+    result = invoke("train", "--workdir", str(tmp_path), *params(*tiny_bindings, "train.skip_test = False",
+                                                                 *bindings))
+    assert_clean_error(result, fragment)
+    assert not list(tmp_path.rglob("run.json"))
+
+
+def test_a_value_nested_too_deeply_is_a_clean_error(tmp_path):
+    deep = tmp_path / "deep.gin"
+    deep.write_text("train.label = " + "[" * 3000 + "]" * 3000 + "\n")
+    result = invoke("summary", "--gin", str(deep))
+    assert_clean_error(result, "nested too deeply", str(deep))
+
+
+def test_a_huge_sweep_is_refused_at_once_and_a_large_one_says_what_it_expands(tmp_path):
+    sweep = tmp_path / "sweep.gin"
+    sweep.write_text("include 'tiny/sweep.gin'\nSweep.trials = 3000000\n")
+    start = time.time()
+    result = invoke("sweep", "--gin", str(sweep), "--dry-run")
+    assert_clean_error(result, "= 6,000,000 cells, more than Sweep.max_cells = 10,000", "bind Sweep.max_cells")
+    assert time.time() - start < 10
+    pytest.importorskip("ray", reason="bioflow sweep needs the ray extra")
+    rates = ", ".join(f"{0.001 * i:.3f}" for i in range(1, 102))
+    sweep.write_text(f"include 'tiny/sweep.gin'\nSweep.trials = 1\nSweep.axes = {{'train.learning_rate': [{rates}]}}\n")
+    result = invoke("sweep", "--gin", str(sweep), "--workdir", str(tmp_path / "runs"))
+    assert "Sweep tiny_sweep: expanding 101 cells" in result.output
+    assert_clean_error(result, "Two cells would train into the same run directory")

@@ -798,3 +798,24 @@ def test_staging_folders_of_dead_processes_are_removed_by_the_next_operation(rem
         result = pull(url, root)
     assert result.exit_code == 0, result.output
     assert [p.name for p in (root / ".staging").iterdir()] == [alive.name]
+
+
+class Delayed(ModelKerasHandler):
+    """Sends model.keras after 2 s, so that two pulls started together both download before either commits."""
+
+    def send_model(self, data):
+        time.sleep(2)
+        self.wfile.write(data)
+
+
+def test_two_pulls_of_the_same_entry_at_once_both_succeed(remote, tmp_path):
+    root = tmp_path / "zoo"
+    with serve(remote, Delayed) as url:
+        procs = [subprocess.Popen([sys.executable, "-m", "bioflow.cli", "zoo", "pull", "tiny", "--remote", url,
+                                   "--zoo", str(root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")) for _ in range(2)]
+        outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    said = "\n".join(outputs)
+    assert said.count("Pulled tiny@1.0.0") == 1 and "with the same sha256" in said, said
+    assert zoo.Zoo(root).verify("tiny") == [] and not list((root / ".staging").iterdir())

@@ -171,13 +171,31 @@ def test_nan_loss_stops_with_a_clear_error_and_no_complete_run(tmp_path):
 @pytest.mark.slow
 def test_quickstart_trains_offline_above_0_6(tmp_path):
     # The README's default run evaluates 500 images (checked by hand in a fresh venv); 100 keep the suite short.
-    proc = cli("train", "--workdir", str(tmp_path), "--gin-param", "evaluate.n_images = 100", timeout=600)
+    zoo_root = tmp_path / "zoo"
+    proc = cli("train", "--workdir", str(tmp_path / "runs"), "--gin-param", "evaluate.n_images = 100",
+               "--publish", "quickstart", "--zoo", str(zoo_root), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(next(tmp_path.rglob("run.json")).read_text())
     assert info["final"]["val_accuracy"] >= 0.6, info["final"]
     assert "Run complete" in proc.stdout and "Epoch 6/6" in proc.stdout  # one line per epoch off a TTY
     robustness = json.loads(next(tmp_path.rglob("robustness.json")).read_text())  # evaluated after training
     assert robustness["n_images"] == 100 and set(robustness["auc"]) == set(noise.PAPER)
+
+    # Shared over HTTP and evaluated by someone else: the entry gives the network and its card's
+    # preprocessing, the command everything else; the published clean accuracy comes back.
+    from bioflow import zoo
+    from zoo_http import serve
+
+    zoo.export(tmp_path / "remote", root=zoo_root)
+    with serve(tmp_path / "remote") as url:
+        pulled = cli("zoo", "pull", "quickstart", "--remote", url, "--zoo", str(tmp_path / "theirs"), timeout=300)
+    assert pulled.returncode == 0, pulled.stderr[-3000:]
+    evaluated = cli("evaluate", "--zoo", "quickstart", "--zoo-root", str(tmp_path / "theirs"), "--n-images", "100",
+                    "--out", str(tmp_path / "theirs_eval"), timeout=600)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    published = zoo.Zoo(zoo_root).card("quickstart")["metrics"]["clean_accuracy"]
+    assert f"clean accuracy {published:.4f} on 100 images (published: {published:.4f} on 100 images)" in \
+        evaluated.stdout, evaluated.stdout[-2000:]
 
 
 @pytest.mark.slow

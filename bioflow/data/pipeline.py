@@ -14,6 +14,7 @@ from bioflow.data.preprocessing import (
 from bioflow.data.sources import decode_checked
 from bioflow.errors import BioflowError
 from bioflow.registry import DATA_SOURCES
+from bioflow.validation import MAX_IMAGES, check_bool, check_positive_int
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -51,6 +52,11 @@ class DataPipeline:
                  normalisation="featurewise", augment_validation=False, shuffle_buffer=10_000):
         self.source = DATA_SOURCES.create(source or "synthetic") if source is None or isinstance(source, str) \
             else source
+        if not isinstance(self.source, DATA_SOURCES.components()):
+            raise BioflowError(f"DataPipeline.source must be a data source ({DATA_SOURCES.class_names()}) or its "
+                               f"name ({', '.join(DATA_SOURCES)}), got {type(self.source).__name__}.")
+        check_bool(recalculate_statistics, "DataPipeline.recalculate_statistics")
+        check_positive_int(shuffle_buffer, "DataPipeline.shuffle_buffer", maximum=MAX_IMAGES)
         self.interpolation = check_interpolation(interpolation)
         self.augmentation = check_augmentation(augmentation)
         self.recalculate_statistics = recalculate_statistics

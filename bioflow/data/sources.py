@@ -16,7 +16,10 @@ from bioflow.data import synthetic
 from bioflow.data.preprocessing import to_luminance
 from bioflow.errors import BioflowError
 from bioflow.registry import DATA_SOURCES
-from bioflow.validation import check_positive_int
+from bioflow.validation import check_bool, check_int, check_number, check_positive_int
+
+#: The most pixels one synthetic split may have: generated in float64, 2**30 pixels take 8 GiB.
+MAX_PIXELS = 1 << 30
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 #: Where TFDS downloads CIFAR-10 from (checked before a download starts).
@@ -46,8 +49,11 @@ class Synthetic:
     name = "synthetic"
 
     def __init__(self, n_train=6000, n_test=1000, seed=0, image_size=32, noise=0.06):
-        for key, value in (("n_train", n_train), ("n_test", n_test), ("image_size", image_size)):
-            check_positive_int(value, f"Synthetic: {key}")
+        check_positive_int(image_size, "Synthetic.image_size", maximum=1024)
+        for key, value in (("n_train", n_train), ("n_test", n_test)):
+            check_positive_int(value, f"Synthetic.{key}", maximum=MAX_PIXELS // image_size**2)
+        check_int(seed, "Synthetic.seed")
+        check_number(noise, "Synthetic.noise", minimum=0, maximum=1)
         self.n_train, self.n_test, self.seed, self.image_size, self.noise = n_train, n_test, seed, image_size, noise
 
     def load(self):
@@ -69,7 +75,9 @@ class CIFAR10:
     name = "cifar10"
 
     def __init__(self, data_dir=None, download=True):
-        self.data_dir, self.download = data_dir, download
+        if data_dir is not None and not isinstance(data_dir, str):
+            raise BioflowError(f"CIFAR10.data_dir must be a folder path or None, got {data_dir!r}.")
+        self.data_dir, self.download = data_dir, check_bool(download, "CIFAR10.download")
 
     def load(self):
         """Load (downloading if needed and allowed) the ``train`` and ``test`` splits."""

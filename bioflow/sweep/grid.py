@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import pathlib
 import re
 
@@ -17,6 +18,9 @@ import gin
 
 from bioflow.errors import BioflowError
 from bioflow.validation import check_positive_int
+
+#: The largest grid a sweep accepts unless ``Sweep.max_cells`` raises it.
+MAX_CELLS = 10_000
 
 #: Axis values must be gin literals: these Python types write back as gin text exactly.
 LITERALS = (str, int, float, bool, type(None))
@@ -62,9 +66,13 @@ class Sweep:
             booleans, None, lists of them). Components go by their registered names
             (``'gabor'``, ``'convlstm'``) or, for the bottleneck, a width.
         trials: the number of trials (1..N), or a list of trial numbers.
+        max_cells: the largest grid accepted (default :data:`MAX_CELLS`); raise it for a larger one.
     """
 
-    def __init__(self, axes=None, trials=1):
+    def __init__(self, axes=None, trials=1, max_cells=None):
+        if not isinstance(axes, (dict, type(None))):
+            raise BioflowError(f"Sweep.axes must be a dict {{binding: [values]}}, got {axes!r}.")
+        max_cells = MAX_CELLS if max_cells is None else check_positive_int(max_cells, "Sweep.max_cells")
         axes = dict(axes or {})
         for key, values in axes.items():
             if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][\w./]*\.[A-Za-z_]\w*", key):
@@ -76,9 +84,18 @@ class Sweep:
                     raise BioflowError(f"Sweep.axes[{key!r}]: {value!r} is not a gin literal (a string, number, "
                                        "boolean, None or a list of them); name components by their registered "
                                        "names, e.g. 'gabor'.")
+        combinations = math.prod(len(v) for v in axes.values())
+        n_trials = check_positive_int(trials, "Sweep.trials") if isinstance(trials, int) else \
+            len(trials) if isinstance(trials, (list, tuple)) else None
+        if n_trials is None:
+            raise BioflowError(f"Sweep.trials must be a number of trials or a list of trial numbers, got {trials!r}.")
+        if combinations * n_trials > max_cells:
+            raise BioflowError(f"The sweep has {combinations:,} combinations x {n_trials:,} trials = "
+                               f"{combinations * n_trials:,} cells, more than Sweep.max_cells = {max_cells:,}. "
+                               "Shrink the grid, or bind Sweep.max_cells to a larger number if you mean it.")
         if isinstance(trials, int):
-            trials = list(range(1, check_positive_int(trials, "Sweep.trials") + 1))
-        trials = [check_positive_int(t, "Sweep.trials[]") for t in (trials or [])]
+            trials = list(range(1, n_trials + 1))
+        trials = [check_positive_int(t, "Sweep.trials[]", maximum=1_000_000) for t in trials]
         if not trials:
             raise BioflowError("Sweep.trials is empty: the grid has no cells.")
         self.axes, self.trials = axes, trials

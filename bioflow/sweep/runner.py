@@ -243,6 +243,8 @@ def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus
     rows = status.read(folder)
     cells = sweep.cells()
     axes = list(sweep.axes)
+    if len(cells) > 100:  # naming each cell parses its configuration: about 30 ms a cell
+        echo(f"Sweep {label}: expanding {len(cells):,} cells (each cell's configuration is parsed once)…")
     paths = run_dirs(cells, files, gin_params, workdir, label)
     if publish is not None:
         from bioflow.zoo import Zoo, naming

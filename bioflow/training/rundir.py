@@ -172,13 +172,15 @@ def read_history(path):
         raise BioflowError(f"{path} is corrupt ({err}). Restore it, or pass --clean to start the run over.") from None
 
 
-def committed_history(run, checkpoint_epochs):
+def committed_history(run, checkpoint_epochs, fell_back=False):
     """``history.csv`` of a run whose newest checkpoint holds ``checkpoint_epochs`` epochs.
 
     An epoch is committed by writing :data:`PENDING_HISTORY`, then its checkpoint, then renaming
     the pending file to ``history.csv``. A pending file that matches the checkpoint is therefore
     completed here, and one that runs ahead of it (the checkpoint was never written) is dropped.
-    A ``history.csv`` that disagrees with the checkpoint is refused: the history is never cut.
+    A ``history.csv`` that disagrees with the checkpoint is refused: the history is never cut,
+    except after ``fell_back`` to an older checkpoint because the newest was corrupt: the epochs
+    after it are lost with their checkpoint and are trained again.
     """
     run = pathlib.Path(run)
     pending = run / PENDING_HISTORY
@@ -188,6 +190,9 @@ def committed_history(run, checkpoint_epochs):
         else:
             pending.unlink()
     rows = read_history(run / "history.csv")
+    if fell_back and len(rows) > checkpoint_epochs:
+        rows = rows[:checkpoint_epochs]
+        write_history(run / "history.csv", rows)
     if len(rows) != checkpoint_epochs or [r["epoch"] for r in rows] != list(range(len(rows))):
         where = (f"the newest checkpoint holds {checkpoint_epochs}" if checkpoint_epochs else
                  "there is no checkpoint (checkpoints/ is missing or empty)")
@@ -195,6 +200,38 @@ def committed_history(run, checkpoint_epochs):
                            "retrain those epochs and lose their history; restore the checkpoints, or pass "
                            "--clean to start the run over.")
     return rows
+
+
+def newest_intact_checkpoint(run):
+    """``(path or None, [corrupt paths])``: the newest checkpoint of ``run`` whose every tensor reads back.
+
+    A run keeps its last two checkpoints, so a truncated newest one (a disk that filled, a copy cut
+    short) falls back to the one before it. When every checkpoint is corrupt, a
+    :class:`BioflowError` names them and ``--clean``.
+    """
+    import tensorflow as tf
+
+    folder = pathlib.Path(run) / "checkpoints"
+    try:
+        state = tf.train.get_checkpoint_state(str(folder))
+    except (tf.errors.OpError, ValueError) as err:  # a damaged 'checkpoint' index file
+        raise BioflowError(f"{folder / 'checkpoint'} is corrupt ({type(err).__name__}). Restore it, or pass --clean "
+                           "to start the run over.") from None
+    if state is None:
+        return None, []
+    paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    corrupt = []
+    for path in reversed(paths):
+        try:
+            reader = tf.train.load_checkpoint(path)
+            for name in reader.get_variable_to_shape_map():
+                reader.get_tensor(name)
+            return path, corrupt
+        except (tf.errors.OpError, ValueError, IndexError, OSError):
+            corrupt.append(path)
+    names = ", ".join(pathlib.Path(p).name for p in corrupt)
+    raise BioflowError(f"Every checkpoint of {run} is corrupt or truncated ({names}), so the run cannot resume. "
+                       "Pass --clean to start it over.")
 
 
 def commit_epoch(run, rows, save_checkpoint):
