@@ -80,7 +80,8 @@ def statements(text, source):
     """
     size = len(text.encode("utf-8", errors="replace"))
     if size > MAX_TEXT_BYTES:
-        raise UnsafeConfig(f"{source}: refused: it is {size} bytes, and a config may have at most {MAX_TEXT_BYTES}.")
+        raise UnsafeConfig(f"{source}: refused: it is {size:,} bytes, and a config may have at most "
+                           f"{MAX_TEXT_BYTES:,}.")
     deep = _too_deep(text)
     if deep is not None:
         raise UnsafeConfig(f"{source}, line {deep}: refused: brackets nested more than {MAX_DEPTH} deep.")

@@ -819,3 +819,25 @@ def test_two_pulls_of_the_same_entry_at_once_both_succeed(remote, tmp_path):
     said = "\n".join(outputs)
     assert said.count("Pulled tiny@1.0.0") == 1 and "with the same sha256" in said, said
     assert zoo.Zoo(root).verify("tiny") == [] and not list((root / ".staging").iterdir())
+
+
+def test_a_config_that_is_not_utf8_is_refused_naming_the_file(remote, tmp_path):
+    vouch(remote, files={"operative_config.gin": b"train.label = '\xff\xfe latin-1 \xe9'\n"})
+    with serve(remote) as url:
+        result = pull(url, tmp_path / "zoo")
+    assert_clean_refusal(result, "tiny@1.0.0: operative_config.gin is not UTF-8 text (byte 15 is 0xff)")
+    assert_nothing_installed(tmp_path / "zoo")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("train.label = " + "[" * 3000 + "]" * 3000 + "\n", "line 1: refused: brackets nested more than 32 deep"),
+    ("train.label = 'x'\n" + "# padding\n" * 120_000,
+     "refused: it is 1,200,018 bytes, and a config may have at most 1,048,576"),
+])
+def test_the_config_check_has_depth_and_size_limits(remote, tmp_path, text, fragment):
+    vouch(remote, files={"operative_config.gin": text.encode()})
+    with serve(remote) as url:
+        result = pull(url, tmp_path / "zoo")
+    assert_clean_refusal(result, "tiny@1.0.0: operative_config.gin", fragment)
+    assert "RecursionError" not in result.output
+    assert_nothing_installed(tmp_path / "zoo")
