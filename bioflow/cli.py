@@ -123,12 +123,11 @@ def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
     ``operative_config.gin`` reaches gin. Returns ``(folder for the outputs, (model, run info) or
     None, card or None)``."""
     from bioflow import config
+    from bioflow.zoo.local import refuse_inside_entry
 
     if (run_dir is None) == (entry is None):
         raise BioflowError("Give either a run directory or --zoo NAME[@VERSION], not both and not neither.")
     loaded, card, files = None, None, list(gin_files)
-    from bioflow.zoo.local import refuse_inside_entry
-
     for where, path in (("--out", out), ("The run directory", run_dir)):
         if path is not None:
             refuse_inside_entry(path, where)

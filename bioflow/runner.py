@@ -200,7 +200,7 @@ def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precisi
 
 def _check_rates(*, learning_rate, decay, plateau, jit_compile, tensorboard, clean, resume, skip_test, **_):
     """The numbers and switches of ``train`` (the names, strategy and precision are checked where used)."""
-    check_number(learning_rate, "train.learning_rate", above=0, maximum=1e6)
+    check_number(learning_rate, "train.learning_rate", above=0)
     check_number(decay, "train.decay", minimum=0)
     factor, patience, min_rate = plateau
     check_number(factor, "train.plateau_factor", above=0, maximum=1)

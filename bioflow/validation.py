@@ -12,7 +12,7 @@ from bioflow.errors import BioflowError
 
 #: Sane upper bounds of what a binding may ask for (far above any real run; they stop a typo that
 #: would allocate terabytes or run for ever).
-MAX_BATCH = 65_536
+MAX_BATCH = 1 << 20
 MAX_EPOCHS = 100_000
 MAX_IMAGES = 10_000_000
 
@@ -31,12 +31,12 @@ def safe_name(value, what, hint=""):
 def check_positive_int(value, what, minimum=1, alternative="", maximum=None):
     """Return ``value`` if it is an integer (not a bool) >= ``minimum`` (and <= ``maximum``); else
     raise, naming ``what`` (and the ``alternative`` that is also valid, e.g. ``' or None (all images)'``)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum or (
-            maximum is not None and value > maximum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         need = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        if maximum is not None:
-            need = f"an integer from {minimum} to {maximum:,}"
         raise BioflowError(f"{what} must be {need}{alternative}, got {value!r}.")
+    if maximum is not None and value > maximum:
+        raise BioflowError(f"{what} must be at most {maximum:,}{alternative}, got {value!r}: a value this large "
+                           "would take more memory or time than any run needs.")
     return int(value)
 
 

@@ -22,7 +22,7 @@ from bioflow.evaluate import evaluation_sets
 from bioflow.explain import methods, pictures
 from bioflow.io import replace_dir
 from bioflow.training import rundir
-from bioflow.validation import MAX_BATCH, check_int, check_positive_int
+from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_int, check_positive_int
 
 #: Layer-name prefixes of the biological front end, in the order data flows through them.
 FRONT_END = ("retina_", "v1_", "recurrent_")
@@ -56,7 +56,7 @@ def explain(run_dir, out=None, n_images=8, layers=None, noise_name=None, level=N
         patch, stride: the occlusion square and its step, in pixels.
         loaded: ``(model, run_info)`` to explain instead of the run's own (a zoo entry).
     """
-    n_images = check_positive_int(n_images, "explain.n_images", maximum=10_000)
+    n_images = check_positive_int(n_images, "explain.n_images", maximum=MAX_IMAGES)  # clipped to the test set
     for key, value, most in (("k", k, 1000), ("patch", patch, 4096), ("stride", stride, 4096),
                              ("batch_size", batch_size, MAX_BATCH)):
         check_positive_int(value, f"explain.{key}", maximum=most)
