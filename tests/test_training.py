@@ -89,8 +89,8 @@ def test_process_wide_settings_do_not_leak_from_an_earlier_run():
     from bioflow.runner import configure
 
     settings = dict(label="unit", trial=1, seed=42, epochs=1, batch_size=32, strategy="default", optimizer="SGD",
-                    learning_rate=0.1, decay=0.0, plateau=(0.2, 5, 1e-8), jit_compile=False, tensorboard=False, progress=None,
-                    clean=False, resume=False, skip_test=True, publish=None, zoo=None)
+                    learning_rate=0.1, decay=0.0, plateau=(0.2, 5, 1e-8), jit_compile=False, tensorboard=False,
+                    progress=None, clean=False, resume=False, skip_test=True, publish=None, zoo=None)
     try:
         configure(**settings, mixed_precision="mixed_bfloat16", deterministic_ops=True)
         assert tf_config.is_op_determinism_enabled()
