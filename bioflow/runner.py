@@ -30,17 +30,19 @@ from bioflow._version import __version__
 from bioflow import zoo as zoo_lib
 from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
-from bioflow.errors import BioflowError, choices, user_message
+from bioflow.errors import BioflowError, check_choice, choices, user_message
 from bioflow.evaluate import check_settings, evaluate
 from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.model import build_model
 from bioflow.validation import MAX_BATCH, MAX_EPOCHS, check_bool, check_int, check_number, check_positive_int
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
-from bioflow.training.optimizers import make_optimizer
+from bioflow.training.optimizers import UPDATE_RULES, make_optimizer
 from bioflow.training.strategy import is_chief, make_strategy, worker_id
 
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
+#: How trials are seeded (``train.seeding``): see :func:`train`.
+SEEDINGS = ("per_trial", "original")
 
 
 def trial_seed(seed, trial):
@@ -91,9 +93,12 @@ class RunSettings:
     trial: int
     seed: int
     rng_seed: int
+    data_seed: int
+    seeding: str
     epochs: int
     global_batch: int
     optimizer: str
+    update_rule: str
     learning_rate: float
     decay: float
     plateau: tuple
@@ -114,7 +119,8 @@ class RunSettings:
 
 @gin.configurable(module="bioflow")
 def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_size=32, optimizer="RMSprop",
-          learning_rate=1e-4, decay=1e-6, plateau_factor=0.2, plateau_patience=5, min_learning_rate=1e-8,
+          update_rule="keras2", seeding="per_trial", learning_rate=1e-4, decay=1e-6, plateau_factor=0.2,
+          plateau_patience=5, min_learning_rate=1e-8,
           data=None, strategy="default", mixed_precision=None, jit_compile=False, tensorboard=False,
           deterministic_ops=False, clean=False, resume=False, skip_test=False, publish=None, zoo=None, progress=None):
     """Train the network that ``build_model`` declares, on ``data``, into a run directory.
@@ -125,6 +131,12 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
         batch_size: the global batch: images per optimiser step over all replicas (each replica gets
             ``batch_size / replicas``), so results do not depend on the hardware.
         optimizer: SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax or Nadam.
+        update_rule: ``'keras2'`` (the original's Keras 2 updates: RMSprop's ε outside the root, …) or
+            ``'keras3'`` (Keras 3's classes); see :mod:`bioflow.training.optimizers`.
+        seeding: ``'per_trial'`` (bioflow's: weights, data order and augmentation all from
+            ``(seed, trial)``) or ``'original'`` (the original's: data order and augmentation from
+            ``seed`` alone, the same in every trial, so trials differ only in their initial weights,
+            which bioflow seeds from ``(seed, trial)`` where the original left them unseeded).
         learning_rate, decay: rate ``lr / (1 + decay · step)`` (Keras 2's ``decay``).
         plateau_factor, plateau_patience, min_learning_rate: reduce-on-plateau of ``val_loss``.
         data: a :class:`DataPipeline` (default: ``DataPipeline()`` through gin, so its bindings apply).
@@ -146,6 +158,7 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     state and checkpoint), fit, finalise (model, curves, run.json, evaluation) and publish.
     """
     s = configure(label=label, trial=trial, seed=seed, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                  update_rule=update_rule, seeding=seeding,
                   learning_rate=learning_rate, decay=decay,
                   plateau=(plateau_factor, plateau_patience, min_learning_rate), strategy=strategy,
                   mixed_precision=mixed_precision, jit_compile=jit_compile, tensorboard=tensorboard,
@@ -169,7 +182,8 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
             raise
 
 
-def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precision, deterministic_ops, **rest):
+def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precision, deterministic_ops, seeding,
+              **rest):
     """Check the settings, make the strategy and set the process-wide state (precision, seeds)."""
     if mixed_precision not in PRECISIONS:
         raise BioflowError(f"Unknown mixed_precision {mixed_precision!r}; valid values are None, "
@@ -178,6 +192,7 @@ def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precisi
                              ("trial", trial, 1_000_000)):
         check_positive_int(value, f"train.{key}", maximum=most)
     check_int(seed, "train.seed")
+    check_choice(seeding, SEEDINGS, "train.seeding", "seedings")
     _check_rates(**rest)
     rundir.check_path_name(label, "The label")
     dist = make_strategy(strategy)
@@ -193,13 +208,17 @@ def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precisi
         raise BioflowError(f"train.batch_size = {batch_size} is the global batch and must divide evenly over the "
                            f"{replicas} replicas of the {strategy!r} strategy: use a multiple of {replicas}, "
                            f"e.g. {max(replicas, batch_size // replicas * replicas)}.")
-    return RunSettings(label=label, trial=trial, seed=seed, rng_seed=rng_seed, epochs=epochs, global_batch=batch_size,
+    data_seed = rng_seed if seeding == "per_trial" else int(seed) % (2**31 - 1)
+    return RunSettings(label=label, trial=trial, seed=seed, rng_seed=rng_seed, data_seed=data_seed, seeding=seeding,
+                       epochs=epochs, global_batch=batch_size,
                        strategy_name=strategy, strategy=dist, replicas=replicas, chief=is_chief(),
                        mixed_precision=mixed_precision, **rest)
 
 
-def _check_rates(*, learning_rate, decay, plateau, jit_compile, tensorboard, clean, resume, skip_test, **_):
-    """The numbers and switches of ``train`` (the names, strategy and precision are checked where used)."""
+def _check_rates(*, learning_rate, decay, plateau, jit_compile, tensorboard, clean, resume, skip_test, update_rule,
+                 **_):
+    """The numbers and switches of ``train`` (the optimizer's name, strategy and precision are checked where used)."""
+    check_choice(update_rule, UPDATE_RULES, "train.update_rule", "update rules")
     check_number(learning_rate, "train.learning_rate", above=0)
     check_number(decay, "train.decay", minimum=0)
     factor, patience, min_rate = plateau
@@ -290,7 +309,8 @@ def make_trainer(model, pipeline, s):
         raise BioflowError(f"The global batch of {s.global_batch} images (train.batch_size) is larger than the "
                            f"training set of {pipeline.splits.n_train} images; lower train.batch_size.")
     with s.strategy.scope():
-        opt, base_rate = make_optimizer(s.optimizer, s.learning_rate, s.decay, s.mixed_precision == "mixed_float16")
+        opt, base_rate = make_optimizer(s.optimizer, s.learning_rate, s.decay, s.mixed_precision == "mixed_float16",
+                                        update_rule=s.update_rule)
         return Trainer(s.strategy, model, opt, base_rate, s.global_batch, plateau=s.plateau,
                        jit_compile=s.jit_compile)
 
@@ -384,7 +404,8 @@ def fit(run, trainer, pipeline, model, stats, state, history, latest, s):
         atomic_write(run / "operative_config.gin", gin.operative_config_str())
         write_json(run / "run.json", dict(
             {k: v for k, v in state.items() if k != "error"}, status="running", model=model.name,
-            label=s.label, trial=s.trial, seed=s.seed, rng_seed=s.rng_seed, weights=_bound("build_model.weights"),
+            label=s.label, trial=s.trial, seed=s.seed, rng_seed=s.rng_seed, data_seed=s.data_seed, seeding=s.seeding,
+            weights=_bound("build_model.weights"),
             architecture=architecture.of(model).to_dict(), epochs=s.epochs, epochs_completed=start_epoch,
             data=stats, strategy=s.strategy_name, replicas=s.replicas, global_batch=s.global_batch,
             versions=_versions(), git_commit=git_commit()))
@@ -411,8 +432,8 @@ def fit(run, trainer, pipeline, model, stats, state, history, latest, s):
     in_main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
-        trainer.fit(lambda e: pipeline.train_dataset(s.global_batch, e, s.rng_seed),
-                    lambda e: pipeline.validation_dataset(s.global_batch, e, s.rng_seed), s.epochs,
+        trainer.fit(lambda e: pipeline.train_dataset(s.global_batch, e, s.data_seed),
+                    lambda e: pipeline.validation_dataset(s.global_batch, e, s.data_seed), s.epochs,
                     pipeline.splits.n_train // s.global_batch, on_epoch_end, progress=s.progress)
     except BaseException as err:
         if chief:

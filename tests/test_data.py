@@ -282,3 +282,60 @@ def test_cifar10g_missing_class_is_named(tmp_path):
     shutil.rmtree(copy / "224x224" / "silhouettes" / "frog")
     with pytest.raises(BioflowError, match="'silhouettes' has no images for class 'frog'"):
         prepare_cifar10g(copy, tmp_path / "tfds")
+
+
+def indexed_pipeline(n, **options):
+    """A pipeline whose training image i is the constant i (no augmentation), so batches name their images."""
+    import dataclasses
+
+    pipeline = DataPipeline(Synthetic(n_train=64, n_test=32), augmentation="none", **options)
+    pipeline.prepare(32)
+    images = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 32, 32, 1))
+    labels = np.zeros(n, np.int64)
+    pipeline.splits = dataclasses.replace(pipeline.splits, train=tf.data.Dataset.from_tensor_slices((images, labels)),
+                                          n_train=n)
+    pipeline.stats["shuffle"] = pipeline._shuffle_record()
+    return pipeline
+
+
+def epoch_order(pipeline, epoch, seed=42):
+    stats = pipeline.stats
+    batches = [x.numpy()[:, 0, 0, 0] * stats["std"] + stats["mean"] for x, _ in pipeline.train_dataset(32, epoch, seed)]
+    return np.rint(np.concatenate(batches)).astype(int)
+
+
+def order_correlation(pipeline, n):
+    """The correlation of each image's position in epoch 0 with its position in epoch 1."""
+    positions = []
+    for epoch in (0, 1):
+        order, position = epoch_order(pipeline, epoch), np.full(n, -1)
+        position[order] = np.arange(len(order))
+        positions.append(position)
+    both = (positions[0] >= 0) & (positions[1] >= 0)  # the last partial batch is dropped
+    return np.corrcoef(positions[0][both], positions[1][both])[0, 1]
+
+
+def test_the_training_set_is_shuffled_whole_each_epoch():
+    """The original's generator permuted all 50,000 images each epoch; a 10,000-image buffer (bioflow's
+    old default) keeps successive epoch orders correlated and the set's tail out of the first batches."""
+    n = 50_000  # CIFAR-10's training set
+    full = indexed_pipeline(n)
+    assert full.stats["shuffle"] == f"full ({n} images each epoch)" and full.buffer == n
+    order = epoch_order(full, 0)
+    assert len(order) == len(set(order)) == 1562 * 32  # every image at most once, in 1,562 full batches
+    assert order[:32].max() >= n * 3 // 4  # the tail reaches the first batch
+    assert abs(order_correlation(full, n)) < 0.05
+    buffered = indexed_pipeline(n, shuffle_buffer=10_000)
+    assert buffered.stats["shuffle"] == f"a buffer of 10000 of the {n} training images (DataPipeline.shuffle_buffer)"
+    assert order_correlation(buffered, n) > 0.5  # the issue measured 0.69
+    assert epoch_order(buffered, 0)[:32].max() < 10_000 + 32
+
+
+def test_a_training_set_too_large_to_hold_is_shuffled_in_a_buffer_that_says_so(monkeypatch):
+    from bioflow.data import pipeline as pipeline_lib
+
+    monkeypatch.setattr(pipeline_lib, "SHUFFLE_BYTES", 100 * 32 * 32 * 4)  # 100 of these 32x32 float images
+    capped = indexed_pipeline(1000)
+    assert capped.buffer == 100
+    assert capped.stats["shuffle"] == "a buffer of 100 of the 1000 training images (the 0.00038147 GiB that a " \
+        "shuffle may hold)"

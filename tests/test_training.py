@@ -89,6 +89,7 @@ def test_process_wide_settings_do_not_leak_from_an_earlier_run():
     from bioflow.runner import configure
 
     settings = dict(label="unit", trial=1, seed=42, epochs=1, batch_size=32, strategy="default", optimizer="SGD",
+                    update_rule="keras2", seeding="per_trial",
                     learning_rate=0.1, decay=0.0, plateau=(0.2, 5, 1e-8), jit_compile=False, tensorboard=False,
                     progress=None, clean=False, resume=False, skip_test=True, publish=None, zoo=None)
     try:
@@ -361,3 +362,30 @@ def test_nan_weights_with_a_finite_loss_stop_the_run_before_its_epoch_is_committ
     assert [r["epoch"] for r in rundir.read_history(run / "history.csv")] == [0]  # epoch 2 was not committed
     assert pathlib.Path(tf_latest_checkpoint(run)).name == "ckpt-1"
     assert not (run / "model.keras").exists() and not zoo_root.exists()  # never saved, never published
+
+
+def test_original_seeding_gives_every_trial_the_same_data_and_its_own_weights():
+    from bioflow.runner import configure
+
+    def settings(trial, seeding):
+        return configure(label="unit", trial=trial, seed=42, epochs=1, batch_size=32, strategy="default",
+                         optimizer="SGD", update_rule="keras2", seeding=seeding, learning_rate=0.1, decay=0.0,
+                         plateau=(0.2, 5, 1e-8), jit_compile=False, tensorboard=False, progress=None, clean=False,
+                         resume=False, skip_test=True, publish=None, zoo=None, mixed_precision=None,
+                         deterministic_ops=False)
+
+    original = [settings(t, "original") for t in (1, 2)]
+    assert original[0].data_seed == original[1].data_seed == 42  # data order and augmentation: the seed alone
+    assert original[0].rng_seed != original[1].rng_seed  # the initial weights: (seed, trial)
+    per_trial = [settings(t, "per_trial") for t in (1, 2)]
+    assert per_trial[0].data_seed != per_trial[1].data_seed
+    assert [s.data_seed for s in per_trial] == [s.rng_seed for s in per_trial]
+    with pytest.raises(BioflowError, match="Unknown train.seeding 'trial'; valid seedings are 'original' or "
+                                           "'per_trial'"):
+        settings(1, "trial")
+
+
+def test_the_run_records_its_seeding_and_shuffle(tiny_entry):
+    info = json.loads((tiny_entry[0] / "run.json").read_text())
+    assert info["seeding"] == "original" and info["data_seed"] == 42  # the quickstart's train/base.gin
+    assert info["data"]["shuffle"] == "full (256 images each epoch)"

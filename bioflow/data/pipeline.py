@@ -17,6 +17,8 @@ from bioflow.registry import DATA_SOURCES
 from bioflow.validation import MAX_IMAGES, check_bool, check_positive_int
 
 AUTOTUNE = tf.data.AUTOTUNE
+#: The most a training shuffle buffer may hold (CIFAR-10's 50,000 32x32 images take 200 MB).
+SHUFFLE_BYTES = 2 << 30
 
 
 def epoch_seed(seed, epoch):
@@ -45,18 +47,23 @@ class DataPipeline:
         augment_validation: validate (the ``val_loss`` of the plateau schedule) on the test set passed
             through the training augmentation, as the original's generator did; False validates on
             the clean test set (bioflow's default).
-        shuffle_buffer: the training shuffle buffer (in images).
+        shuffle_buffer: the training shuffle buffer in images; None (the default) shuffles the whole
+            training set each epoch, as the original's generator permuted it, unless the set is too
+            large to hold (:data:`SHUFFLE_BYTES`): then the buffer is as many images as fit, and the
+            run's ``data`` record says so (``shuffle``).
     """
 
     def __init__(self, source=None, interpolation="nearest", augmentation="standard", recalculate_statistics=False,
-                 normalisation="featurewise", augment_validation=False, shuffle_buffer=10_000):
+                 normalisation="featurewise", augment_validation=False, shuffle_buffer=None):
         self.source = DATA_SOURCES.create(source or "synthetic") if source is None or isinstance(source, str) \
             else source
         if not isinstance(self.source, DATA_SOURCES.components()):
             raise BioflowError(f"DataPipeline.source must be a data source ({DATA_SOURCES.class_names()}) or its "
                                f"name ({', '.join(DATA_SOURCES)}), got {type(self.source).__name__}.")
         check_bool(recalculate_statistics, "DataPipeline.recalculate_statistics")
-        check_positive_int(shuffle_buffer, "DataPipeline.shuffle_buffer", maximum=MAX_IMAGES)
+        if shuffle_buffer is not None:
+            check_positive_int(shuffle_buffer, "DataPipeline.shuffle_buffer", maximum=MAX_IMAGES,
+                               alternative=" or None (the whole training set)")
         self.interpolation = check_interpolation(interpolation)
         self.augmentation = check_augmentation(augmentation)
         self.recalculate_statistics = recalculate_statistics
@@ -65,6 +72,7 @@ class DataPipeline:
         self.shuffle_buffer = shuffle_buffer
         self.splits = None
         self.stats = None
+        self.buffer = None  # the images the training shuffle holds, fixed by prepare()
         self.image_size = None
 
     def prepare(self, image_size):
@@ -96,8 +104,25 @@ class DataPipeline:
         self.stats = dict(dataset=self.splits.name, interpolation=self.interpolation, image_size=image_size,
                           mean=mean, std=std, origin=origin, normalisation=self.normalisation,
                           n_train=self.splits.n_train,
-                          n_test=self.splits.n_test, classes=list(self.splits.class_names))
+                          n_test=self.splits.n_test, classes=list(self.splits.class_names),
+                          shuffle=self._shuffle_record())
         return self.stats
+
+    def _shuffle_buffer(self):
+        """The images the training shuffle holds: the whole set, unless it is too large to hold."""
+        if self.shuffle_buffer is not None:
+            return min(self.shuffle_buffer, self.splits.n_train)
+        image = next(iter(self.splits.train.take(1)))[0]
+        fits = max(1, SHUFFLE_BYTES // max(1, int(tf.size(image)) * image.dtype.size))
+        return min(self.splits.n_train, fits)
+
+    def _shuffle_record(self):
+        self.buffer = buffer = self._shuffle_buffer()
+        if buffer >= self.splits.n_train:
+            return f"full ({self.splits.n_train} images each epoch)"
+        why = "DataPipeline.shuffle_buffer" if self.shuffle_buffer is not None else \
+            f"the {SHUFFLE_BYTES / 2**30:g} GiB that a shuffle may hold"
+        return f"a buffer of {buffer} of the {self.splits.n_train} training images ({why})"
 
     @property
     def n_classes(self):
@@ -116,8 +141,7 @@ class DataPipeline:
         if self.stats is None:
             raise RuntimeError("call prepare() first")
         s = epoch_seed(seed, epoch)
-        ds = self.splits.train.shuffle(min(self.shuffle_buffer, self.splits.n_train), seed=s,
-                                       reshuffle_each_iteration=False)
+        ds = self.splits.train.shuffle(self.buffer, seed=s, reshuffle_each_iteration=False)
         ds = self._resized(ds).batch(global_batch, drop_remainder=True)
         augmenter = make_augmenter(self.augmentation, s)
         if augmenter is not None:
