@@ -386,17 +386,30 @@ def zoo_pull(spec, remote, min_rate, timeout, gin_files, gin_params, zoo_root):
               help="The HTML file (a folder, or a path ending in '/', gets report.html); its tables go to "
                    "<stem>_data/ beside it.")
 @click.option("--png", "png_dir", type=click.Path(file_okay=False), help="Also write every chart as PNG here.")
+@click.option("--published", "published", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="A folder of CSV results written by the original code (repeatable): each published model is "
+                   "shown beside the zoo entries.")
+@click.option("--published-name", "renames", multiple=True, metavar="OLD=NEW",
+              help="Show the published model OLD as NEW (repeatable), e.g. Gabor_VGG16=Baseline.")
 @zoo_option
-def report(specs, label, all_entries, reference, out, png_dir, zoo_root):
-    """Build an offline HTML robustness dashboard from zoo entries."""
+def report(specs, label, all_entries, reference, out, png_dir, published, renames, zoo_root):
+    """Build an offline HTML robustness dashboard from zoo entries and published results."""
     from bioflow.report import build_report, data_dir_of
 
     if out.endswith(("/", os.sep)) or pathlib.Path(out).is_dir():
         out = str(pathlib.Path(out) / "report.html")
-    data = build_report(out, zoo_root, specs, label, all_entries, reference, png_dir)
+    mapping = {}
+    for item in renames:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise BioflowError(f"--published-name {item!r} must be OLD=NEW, e.g. Gabor_VGG16=Baseline.")
+        mapping[old.strip()] = new.strip()
+    data = build_report(out, zoo_root, specs, label, all_entries, reference, png_dir, published, mapping)
     for problem in data.problems:
         click.echo(f"Note: {problem}", err=True)
-    click.echo(f"Report of {_entries(len(data.entries))} written to {out} (tables in {data_dir_of(out)}"
+    shown = _entries(len(data.entries)) + (f" and {len(published)} published folder{'s' * (len(published) > 1)}"
+                                           if published else "")
+    click.echo(f"Report of {shown} written to {out} (tables in {data_dir_of(out)}"
                + (f", charts as PNG in {png_dir}" if png_dir else "") + ").")
 
 

@@ -49,19 +49,21 @@ def _chart_specs(data):
     return specs
 
 
-def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, reference=None, png_dir=None):
+def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, reference=None, png_dir=None,
+                 published=(), renames=None):
     """Write the report of the chosen zoo entries to ``out`` (HTML); returns the :class:`ReportData`.
 
     Beside ``out``, ``<stem>_data/`` receives one CSV per table. ``png_dir`` also receives every
     chart as PNG. Entries that lack results are named in the page and in the return value's
-    ``problems``; the rest still renders.
+    ``problems``; the rest still renders. ``published`` folders add the original code's CSV results
+    (:mod:`bioflow.report.published`), with ``renames`` of their model names.
     """
     import vl_convert
     from bioflow.zoo.local import refuse_inside_entry
 
     out = pathlib.Path(out)
     refuse_inside_entry(out, "report --out")
-    data = collect_lib.collect(zoo_root, specs, label, all_entries, reference)
+    data = collect_lib.collect(zoo_root, specs, label, all_entries, reference, published, renames)
     chart_specs = _chart_specs(data)
     problems = list(data.problems)
     for cid, heading, _, _ in charts.CHARTS:
@@ -87,13 +89,18 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
             note = ("<p>Reference per base: " + html.escape(", ".join(f"{b}: {r}" for b, r in data.reference.items()))
                     + ".</p>")
         sections.append((f"section-{cid}", heading, f'{note}<div class="chart" id="{cid}"></div>'))
+    if "OriginalAUC" in data.aucs and data.aucs["OriginalAUC"].notna().any():
+        sections.append(("auc-original", "AUC: bioflow's and the original's", page.auc_comparison_html(data.aucs)))
     if any(explained.values()):
         sections.append(("explain-pictures", "Explain: Grad-CAM and occlusion", page.explain_gallery(explained)))
     sections += [("kernels", "Filter-bank kernels", page.kernel_gallery(kernels)),
                  ("examples", "Perturbed examples", page.example_gallery(examples)),
                  ("configs", "Operative configs", page.config_sections(data.entries, configs))]
     entries = ", ".join(e.spec for e in data.entries)
-    subtitle = (f"{len(data.entries)} zoo entries ({entries}); made "
+    shown = f"{len(data.entries)} zoo entries ({entries})" if data.entries else "no zoo entries"
+    if published:
+        shown += "; published results of " + ", ".join(str(p) for p in published)
+    subtitle = (f"{shown}; made "
                 f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. "
                 f"Chance accuracy is {collect_lib.CHANCE}. {DATA_NOTE}")
     document = page.render("bioflow robustness report", subtitle, sections,

@@ -215,11 +215,16 @@ def generalisation_bars(generalisation):
     return _mean_over_trials(generalisation, ["Model", "Convolution", "Base", "Type", "Inverted"])
 
 
-def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=None):
-    """Select entries and build every table of the report (:class:`ReportData`)."""
+def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=None, published=(), renames=None):
+    """Select entries and build every table of the report (:class:`ReportData`).
+
+    ``published`` folders add the results the original code published (:mod:`bioflow.report.published`)
+    as models of their own, marked ``published`` in the model table; ``renames`` maps their names.
+    """
     zoo = Zoo(zoo_root)
     problems = []
-    entries = select(zoo, specs, label, all_entries, problems)
+    entries = select(zoo, specs, label, all_entries, problems) if (specs or label or all_entries or not published) \
+        else []
     pert, gen, hist, explained = [], [], [], []
     for e in entries:
         meta = _meta(e)
@@ -244,10 +249,25 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
             if table is not None:
                 explained.append(table.drop(columns=[c for c in meta if c in table]).assign(**meta))
     models = models_table(entries)
+    original_aucs = pd.DataFrame(columns=["Model", "Noise", "OriginalAUC"])
+    if published:
+        from bioflow.report import published as published_lib
+
+        found = published_lib.read(published, renames)
+        problems += found.problems
+        pert.append(found.perturbation[found.perturbation["Set"] == "test"])
+        gen.append(found.generalisation)
+        hist.append(found.history)
+        models = pd.concat([models, pd.DataFrame([dict(row, Name="published", Version="", Entry=row["Source"])
+                                                  for row in found.models])], ignore_index=True)
+        original_aucs = published_lib.original_aucs(found.perturbation)
+    pert, gen, hist = ([t for t in tables if not t.empty] for tables in (pert, gen, hist))
     perturbation = pd.concat(pert, ignore_index=True) if pert else pd.DataFrame(
         columns=["Model", "Entry", "Convolution", "Base", "Trial", "Noise", "LI", "Level", "Accuracy"])
     aucs = metrics.auc_table(perturbation) if not perturbation.empty else pd.DataFrame(
         columns=["Model", "Trial", "Noise", "AUC"])
+    if not original_aucs.empty:  # the original's calc_aucs beside bioflow's, for the published models
+        aucs = aucs.merge(original_aucs, on=["Model", "Noise"], how="left")
     refs = default_reference(models, reference)
     missing = sorted(set(models["Base"].dropna()) - set(refs))
     if missing and not perturbation.empty:

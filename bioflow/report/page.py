@@ -70,9 +70,27 @@ def models_table_html(models):
     rows = []
     for _, row in models.iterrows():
         cells = "".join(_cell(row.get(c)) for c in columns)
-        link = f'<td><a href="#config-{slug(row["Name"] + "-" + row["Version"])}">operative config</a></td>'
+        if row["Name"] == "published":  # results of the original code: no entry, no config
+            link = f"<td>{html.escape(str(row.get('Entry') or ''))}</td>"
+        else:
+            link = f'<td><a href="#config-{slug(row["Name"] + "-" + row["Version"])}">operative config</a></td>'
         rows.append(f"<tr>{cells}{link}</tr>")
     return f'<table class="models"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def auc_comparison_html(aucs):
+    """bioflow's AUC beside the original's ``calc_aucs`` for the published models, with why they differ."""
+    table = aucs.dropna(subset=["OriginalAUC"])
+    mean = table.groupby(["Model", "Noise"], sort=False)[["AUC", "OriginalAUC"]].mean().reset_index()
+    head = "".join(f"<th>{c}</th>" for c in ("Model", "Noise", "AUC (bioflow)", "AUC (original calc_aucs)", "ratio"))
+    rows = "".join(f"<tr>{_cell(r['Model'])}{_cell(r['Noise'])}{_cell(r['AUC'])}{_cell(r['OriginalAUC'])}"
+                   f"{_cell(r['OriginalAUC'] / r['AUC'] if r['AUC'] else None)}</tr>" for _, r in mean.iterrows())
+    note = ("<p>bioflow's AUC integrates each model's accuracy against the levels sorted in increasing order "
+            "(the trapezoid rule). The original's <code>utils.calc_aucs</code> paired trial 1's levels, in the "
+            "order its file lists them, with the accuracies grouped and sorted by level: for a noise whose levels "
+            "are listed in decreasing order (high pass, contrast, darken) the two curves differ, and so do the "
+            "areas. Published AUC tables are the original's numbers.</p>")
+    return f'{note}<table class="models"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def config_sections(entries, configs):
