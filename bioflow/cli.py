@@ -164,8 +164,10 @@ def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
 @click.option("--save-all-images", is_flag=True, default=None,
               help="Also write every perturbed image as a PNG (the original's --save_images) [evaluate.save_images].")
 @click.option("--force", is_flag=True, default=None, help="Evaluate a run that is not complete [evaluate.force].")
+@click.option("--layout", type=click.Choice(["bionet"]), help="Also write the tables in the original code's CSV "
+              "layout, under results/bionet/ [evaluate.layout].")
 def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, suite, cifar10g,
-                     perturb_generalisation, save_predictions, save_images, save_all_images, force):
+                     perturb_generalisation, save_predictions, save_images, save_all_images, force, layout):
     """Evaluate a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): clean accuracy, the
     noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/).
 
@@ -177,7 +179,8 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
     run_dir, loaded, card = _load_run_or_entry(run_dir, entry, zoo_root, out, ([f"noise/{suite}"] if suite else [])
                                                + list(gin_files), gin_params)
     given = dict(n_images=n_images, generalisation_dir=cifar10g, perturb_generalisation=perturb_generalisation,
-                 save_predictions=save_predictions, save_images="all" if save_all_images else save_images, force=force)
+                 save_predictions=save_predictions, save_images="all" if save_all_images else save_images, force=force,
+                 layout=layout)
     try:
         summary = evaluate.evaluate(run_dir, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
     except KeyboardInterrupt:

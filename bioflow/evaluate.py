@@ -27,6 +27,8 @@ from bioflow.io import replace_dir
 from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_bool, check_int, check_positive_int
 from bioflow.training import rundir
 
+#: ``evaluate.layout``: bioflow's tables only, or also the original code's (``results/bionet/``).
+LAYOUTS = (None, "bionet")
 PERTURBATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Noise", "LI", "Level",
                         "Loss", "Accuracy")
 GENERALISATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Type", "Inverted",
@@ -184,7 +186,7 @@ def _check_generalisation_dir(folder):
 @gin.configurable(module="bioflow", denylist=["loaded"])
 def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=0, generalisation_dir=None,
              perturb_generalisation=False, save_predictions=False, save_images=False, progress=None, force=False,
-             loaded=None):
+             layout=None, loaded=None):
     """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
 
     Args:
@@ -202,6 +204,8 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
             ``images/``; ``'all'`` also writes every perturbed image, as the original's
             ``--save_images`` did, to ``images/<set>/<noise>/L<level index>_<level>_<index>.png``.
         force: evaluate a run that is not complete (its current ``model.keras``).
+        layout: ``'bionet'`` also writes the tables in the original code's layout under
+            ``results/bionet/`` (:func:`bioflow.bionet_layout.write`), for its analysis scripts.
         loaded: ``(model, run_info)`` to evaluate instead of the run's (a zoo entry); ``run_dir``
             then only receives ``results/``.
 
@@ -213,6 +217,8 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     _check_numbers(batch_size, seed, dict(perturb_generalisation=perturb_generalisation,
                                           save_predictions=save_predictions, force=force))
     _check_save_images(save_images)
+    if layout not in LAYOUTS:
+        raise BioflowError(f"Unknown evaluate.layout {layout!r}; valid layouts are None or 'bionet'.")
     _check_generalisation_dir(generalisation_dir)  # before any work
     run = pathlib.Path(run_dir)
     if loaded is None and not run.is_dir():
@@ -220,11 +226,11 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     with rundir.locked(run, action="evaluate"), rundir.sigterm_as_interrupt():
         _remove_orphans(run)
         return _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir,
-                                perturb_generalisation, save_predictions, save_images, progress, force, loaded)
+                                perturb_generalisation, save_predictions, save_images, progress, force, loaded, layout)
 
 
 def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir, perturb_generalisation,
-                     save_predictions, save_images, progress, force, loaded):
+                     save_predictions, save_images, progress, force, loaded, layout):
     model, info = loaded if loaded is not None else rundir.load_run(run, force)
     stats = info["data"]
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
@@ -242,6 +248,13 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
                             example_grids=bool(save_images), image_sink=image_sink if save_images == "all" else None,
                             progress=progress)
         write_results(tmp_dir, result)
+        if layout == "bionet":
+            from bioflow import bionet_layout
+
+            history = pd.read_csv(run / "history.csv") if (run / "history.csv").is_file() else None
+            bionet_layout.write(tmp_dir / "bionet", result.perturbation, result.generalisation, history,
+                                model=result.summary["model"], trial=info.get("trial") or 1,
+                                seed=info.get("seed") if info.get("seed") is not None else 42)
         if (run / "results" / "explain").is_dir():  # `bioflow explain`'s output outlives a new evaluation
             shutil.copytree(run / "results" / "explain", tmp_dir / "explain", symlinks=True)
         replace_dir(tmp_dir, run / "results")

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from bioflow.cli import main
 from bioflow.errors import BioflowError
-from bioflow.report import collect, published
+from bioflow import bionet_layout as published
+from bioflow.report import collect
 
 RESULTS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" / "dissertation-results" / "results"
 needs_results = pytest.mark.skipif(not (RESULTS / "metrics").is_dir(),
@@ -142,3 +143,30 @@ def test_published_models_stand_beside_zoo_entries(tiny_entry, tmp_path):
     # sorted by level (0.1, 0.5, 0.9), integrated with the sign of a decreasing x
     assert row["AUC"] == pytest.approx(0.09 * 0.3 + 0.9 * 0.7)
     assert row["OriginalAUC"] == pytest.approx(0.9 * 0.3 + 0.09 * 0.7)
+
+
+def test_results_written_in_the_original_layout_read_back_as_the_same_tables(tiny_run):
+    """bioflow's results → the original's layout (``evaluate --layout bionet``) → ``--published``:
+    the same perturbation curves, AUCs and learning curves as the run's own tables."""
+    from bioflow import metrics
+
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--layout", "bionet", "--gin-param",
+                                       "NoiseSuite.noises = ['uniform', 'contrast', 'high_pass']"])
+    assert result.exit_code == 0, result.output
+    folder = tiny_run / "results" / "bionet"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.csv")) == [
+        "logs/vgg16_gabor_1.csv", "metrics/vgg16_gabor_1_perturb_cifar10_s42.csv"]
+    written = pd.read_csv(folder / "metrics" / "vgg16_gabor_1_perturb_cifar10_s42.csv")
+    assert list(written.columns) == list(published.KINDS["perturbation"])
+    assert set(written["Noise"]) == {"Uniform", "Contrast", "High Pass"} and set(written["Set"]) == {"CIFAR10"}
+    assert set(written["Convolution"]) == {"Gabor"} and set(written["Base"]) == {"VGG16"}
+    data = collect.collect(published=[folder])
+    ours = pd.read_csv(tiny_run / "results" / "perturbation.csv")
+    expected = metrics.auc_table(ours).set_index("Noise")["AUC"]
+    got = data.aucs.set_index("Noise")["AUC"]
+    for noise, value in expected.items():
+        assert got[noise] == pytest.approx(value, rel=1e-12)
+    assert data.models.loc[0, "Model"] == "vgg16_gabor" and data.models.loc[0, "Convolution"] == "gabor"
+    history = pd.read_csv(tiny_run / "history.csv")
+    np.testing.assert_allclose(data.history["val_accuracy"], history["val_accuracy"])
+    assert set(data.history["Model"]) == {"vgg16_gabor"}

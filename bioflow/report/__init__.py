@@ -56,7 +56,7 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     Beside ``out``, ``<stem>_data/`` receives one CSV per table. ``png_dir`` also receives every
     chart as PNG. Entries that lack results are named in the page and in the return value's
     ``problems``; the rest still renders. ``published`` folders add the original code's CSV results
-    (:mod:`bioflow.report.published`), with ``renames`` of their model names.
+    (:mod:`bioflow.bionet_layout`), with ``renames`` of their model names.
     """
     import vl_convert
     from bioflow.zoo.local import refuse_inside_entry

@@ -218,7 +218,7 @@ def generalisation_bars(generalisation):
 def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=None, published=(), renames=None):
     """Select entries and build every table of the report (:class:`ReportData`).
 
-    ``published`` folders add the results the original code published (:mod:`bioflow.report.published`)
+    ``published`` folders add the results the original code published (:mod:`bioflow.bionet_layout`)
     as models of their own, marked ``published`` in the model table; ``renames`` maps their names.
     """
     zoo = Zoo(zoo_root)
@@ -251,7 +251,7 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     models = models_table(entries)
     original_aucs = pd.DataFrame(columns=["Model", "Noise", "OriginalAUC"])
     if published:
-        from bioflow.report import published as published_lib
+        from bioflow import bionet_layout as published_lib
 
         found = published_lib.read(published, renames)
         problems += found.problems

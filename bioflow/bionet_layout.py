@@ -1,6 +1,6 @@
-"""Results published by the original code (BioNet and the dissertation's fork), read into the report.
+"""The original code's CSV result layout (BioNet and the dissertation's fork): read and written.
 
-``bioflow report --published DIR`` takes CSV files in either layout the original code left:
+Reading: ``bioflow report --published DIR`` takes CSV files in either layout the original code left:
 
 * ``model.py``'s: ``results/<label>/metrics/<model>_perturb_<set>_s<seed>.csv``,
   ``<model>_generalise_s<seed>.csv`` and the training logs (Keras' CSVLogger);
@@ -11,6 +11,9 @@ Files are recognised by their columns, not their names (:data:`KINDS`). The orig
 and set names are mapped to bioflow's (:data:`NOISES`, :data:`SETS`); an unknown one is an
 error that names the file, the row and the known names. Everything in the files is hostile
 input, as a zoo entry is: bounded in size, damaged rows named, and shown escaped.
+
+Writing: :func:`write` puts an evaluation's tables in ``model.py``'s layout
+(``bioflow evaluate --layout bionet``), so that the original's own analysis scripts read them.
 """
 from __future__ import annotations
 
@@ -139,7 +142,7 @@ def read(folders, renames=None):
     file name (``Gabor_VGG16_1_baseline.csv`` → ``baseline``).
     """
     renames = dict(renames or {})
-    problems, pert, gen, hist = [], [], [], []
+    problems, pert, gen, hist, logs = [], [], [], [], []
     for folder in folders:
         for path in _csv_files(folder):
             kind, table = _read(path, problems)
@@ -147,11 +150,7 @@ def read(folders, renames=None):
                 continue
             source = f"published:{pathlib.Path(folder).name}/{path.relative_to(folder).as_posix()}"
             if kind == "history":
-                table = _numeric(table, list(KINDS["history"]), path, problems)
-                model = _rename(pd.Series([path.stem.rsplit("_", 1)[-1]]), renames).iloc[0]
-                hist.append(pd.DataFrame(dict(Model=model, Entry=source, epoch=table["epoch"].astype(int),
-                                              loss=table["loss"], accuracy=table["acc"],
-                                              val_loss=table["val_loss"], val_accuracy=table["val_acc"])))
+                logs.append((path.stem, _numeric(table, list(KINDS["history"]), path, problems), source))
                 continue
             numeric = ["Level", "LI", "Accuracy", "Loss", "Trial"] if kind == "perturbation" else \
                 ["Accuracy", "Loss", "Trial"]
@@ -169,6 +168,12 @@ def read(folders, renames=None):
             else:
                 table["Inverted"] = table["Inverted"].astype(str).str.strip().str.lower() == "true"
                 gen.append(table)
+    known = {m for t in pert + gen for m in t["Model"]} | set(renames)
+    for stem, table, source in logs:
+        model = _history_model(stem, known)
+        hist.append(pd.DataFrame(dict(Model=renames.get(model, model), Entry=source,
+                                      epoch=table["epoch"].astype(int), loss=table["loss"], accuracy=table["acc"],
+                                      val_loss=table["val_loss"], val_accuracy=table["val_acc"])))
     perturbation = pd.concat(pert, ignore_index=True) if pert else pd.DataFrame(columns=list(KINDS["perturbation"]))
     generalisation = pd.concat(gen, ignore_index=True) if gen else pd.DataFrame(
         columns=list(KINDS["generalisation"]))
@@ -177,6 +182,13 @@ def read(folders, renames=None):
         raise BioflowError(f"No published results found in {', '.join(map(str, folders))}: no CSV file there has the "
                            "columns of the original's perturbation, generalisation or training-history files.")
     return Published(perturbation, generalisation, history, _models(perturbation, generalisation, history), problems)
+
+
+def _history_model(stem, known):
+    """The model a training log belongs to, from its file name: ``model.py`` named it ``<model>_<trial>``
+    (a model of the other tables), the dissertation by hand ``…_<trial>_<name>`` (``…_1_baseline``)."""
+    base = re.sub(r"_\d+$", "", stem)
+    return base if base in known else stem.rsplit("_", 1)[-1]
 
 
 def _models(perturbation, generalisation, history):
@@ -230,3 +242,50 @@ def original_aucs(perturbation):
             continue
         rows.append(dict(Model=model, Noise=noise_name, OriginalAUC=original_auc(first["Level"], means.to_numpy())))
     return pd.DataFrame(rows, columns=["Model", "Noise", "OriginalAUC"])
+
+
+def _original_name(text, known):
+    """bioflow's spelling of a convolution or base → the original's (``'vgg16'`` → ``'VGG16'``)."""
+    return known.get(_key(text), str(text))
+
+
+#: bioflow's convolutions and bases in the original's spelling (its ``--convolution`` and ``--base``).
+CONVOLUTIONS = {_key(n): n for n in ("Original", "Low-pass", "DoG", "Gabor", "Combined")} | {"lowpass": "Low-pass"}
+BASES = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50", "allcnn": "ALL-CNN"}
+
+
+def write(folder, perturbation, generalisation, history=None, model=None, trial=1, seed=42):
+    """Write an evaluation in ``model.py``'s layout under ``folder``:
+    ``metrics/<model>_<trial>_perturb_<set>_s<seed>.csv`` (one per set: ``cifar10`` and each CIFAR-10G
+    set), ``metrics/<model>_<trial>_generalise_s<seed>.csv`` and ``logs/<model>_<trial>.csv`` (the
+    training history in Keras 2's CSVLogger columns)."""
+    folder = pathlib.Path(folder)
+    noise_names = {v: k for k, v in NOISES.items()}
+    set_names = {v: k for k, v in SETS.items()}
+    stem = f"{model}_{trial}"
+    from bioflow.io import atomic_write
+
+    def original(table):
+        out = table.copy()
+        out["Convolution"] = out["Convolution"].map(lambda c: _original_name(c, CONVOLUTIONS))
+        out["Base"] = out["Base"].map(lambda b: _original_name(b, BASES))
+        out["Set"] = out["Set"].map(lambda s: set_names.get(s, s))
+        return out
+
+    pert = original(perturbation)
+    unknown = sorted(set(perturbation["Noise"]) - set(noise_names))
+    if unknown:
+        raise BioflowError(f"The original's layout has no name for the noises {', '.join(unknown)}; it knows "
+                           f"{choices(noise_names)}.")
+    pert["Noise"] = perturbation["Noise"].map(noise_names)
+    for set_name, rows in pert.groupby("Set", sort=False):
+        name = "cifar10" if set_name == "CIFAR10" else set_name
+        atomic_write(folder / "metrics" / f"{stem}_perturb_{name}_s{seed}.csv",
+                     rows[list(KINDS["perturbation"])].to_csv(index=False))
+    if not generalisation.empty:
+        atomic_write(folder / "metrics" / f"{stem}_generalise_s{seed}.csv",
+                     original(generalisation)[list(KINDS["generalisation"])].to_csv(index=False))
+    if history is not None and not history.empty:
+        logged = pd.DataFrame(dict(epoch=history["epoch"], acc=history["accuracy"], loss=history["loss"],
+                                   val_acc=history["val_accuracy"], val_loss=history["val_loss"]))
+        atomic_write(folder / "logs" / f"{stem}.csv", logged.to_csv(index=False))
