@@ -43,16 +43,19 @@ class _Evaluator:
     pipeline (and no map function to trace) is built per level.
     """
 
-    def __init__(self, model, stats, batch_size, seed, background, save_predictions):
+    def __init__(self, model, stats, batch_size, seed, background, save_predictions, perturbed_dtype="float32"):
         normalise = normaliser(stats)
         self.batch_size, self.seed, self.background = batch_size, seed, background
         self.save_predictions = save_predictions
 
-        def predict(x, y):
-            probs = tf.cast(model(normalise(x * 255.0), training=False), tf.float32)
+        def predict(x, y, quantise):
+            probs = tf.cast(model(normalise(to_0_255(x, "float16" if quantise else "float32")), training=False),
+                            tf.float32)
             return probs, metrics.batch_totals(y, probs)
 
-        self.predict = tf.function(predict, autograph=False)
+        self.predict = tf.function(lambda x, y: predict(x, y, False), autograph=False)
+        self.predict_perturbed = tf.function(lambda x, y: predict(x, y, perturbed_dtype == "float16"),
+                                             autograph=False) if perturbed_dtype == "float16" else self.predict
 
     def run(self, images01, labels, noise_name=None, level=None, save_to=None):
         """``(loss, accuracy, probabilities or None)`` over the cached [0, 1] images.
@@ -70,11 +73,19 @@ class _Evaluator:
                 x = perturb(x, indices)
             if save_to is not None:
                 save_to(x, indices)
-            p, batch = self.predict(x, tf.constant(labels[start:start + self.batch_size]))
+            predict = self.predict if perturb is None else self.predict_perturbed
+            p, batch = predict(x, tf.constant(labels[start:start + self.batch_size]))
             totals.add(batch)
             if self.save_predictions:
                 probs.append(p.numpy())
         return (*totals.result("The evaluation set"), np.concatenate(probs) if probs else None)
+
+
+def to_0_255(images01, dtype="float32"):
+    """[0, 1] images as the network's 0..255 input; ``'float16'`` rounds them to float16 first, as the
+    original's float16 backend held its perturbed images (:func:`evaluate`'s ``perturbed_dtype``)."""
+    x255 = tf.convert_to_tensor(images01, tf.float32) * 255.0
+    return tf.cast(tf.cast(x255, tf.float16), tf.float32) if dtype == "float16" else x255
 
 
 def _prepare_images(dataset, size, interpolation, n_images=None):
@@ -186,7 +197,7 @@ def _check_generalisation_dir(folder):
 @gin.configurable(module="bioflow", denylist=["loaded"])
 def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=0, generalisation_dir=None,
              perturb_generalisation=False, save_predictions=False, save_images=False, progress=None, force=False,
-             layout=None, loaded=None):
+             layout=None, perturbed_dtype="float32", loaded=None):
     """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
 
     Args:
@@ -204,6 +215,9 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
             ``images/``; ``'all'`` also writes every perturbed image, as the original's
             ``--save_images`` did, to ``images/<set>/<noise>/L<level index>_<level>_<index>.png``.
         force: evaluate a run that is not complete (its current ``model.keras``).
+        perturbed_dtype: ``'float32'`` (bioflow's) or ``'float16'``: the original switched Keras to
+            float16 before its perturbation tests, so its perturbed 0..255 images were float16 (at
+            contrast 0.01, a few dozen grey levels); the clean passes stay float32, as its were.
         layout: ``'bionet'`` also writes the tables in the original code's layout under
             ``results/bionet/`` (:func:`bioflow.bionet_layout.write`), for its analysis scripts.
         loaded: ``(model, run_info)`` to evaluate instead of the run's (a zoo entry); ``run_dir``
@@ -217,6 +231,9 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     _check_numbers(batch_size, seed, dict(perturb_generalisation=perturb_generalisation,
                                           save_predictions=save_predictions, force=force))
     _check_save_images(save_images)
+    if perturbed_dtype not in ("float32", "float16"):
+        raise BioflowError(f"Unknown evaluate.perturbed_dtype {perturbed_dtype!r}; valid dtypes are 'float16' or "
+                           "'float32'.")
     if layout not in LAYOUTS:
         raise BioflowError(f"Unknown evaluate.layout {layout!r}; valid layouts are None or 'bionet'.")
     _check_generalisation_dir(generalisation_dir)  # before any work
@@ -226,11 +243,12 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     with rundir.locked(run, action="evaluate"), rundir.sigterm_as_interrupt():
         _remove_orphans(run)
         return _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir,
-                                perturb_generalisation, save_predictions, save_images, progress, force, loaded, layout)
+                                perturb_generalisation, save_predictions, save_images, progress, force, loaded, layout,
+                                perturbed_dtype=perturbed_dtype)
 
 
 def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir, perturb_generalisation,
-                     save_predictions, save_images, progress, force, loaded, layout):
+                     save_predictions, save_images, progress, force, loaded, layout, perturbed_dtype="float32"):
     model, info = loaded if loaded is not None else rundir.load_run(run, force)
     stats = info["data"]
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
@@ -246,7 +264,7 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
         result = robustness(model, info, sets, suite, batch_size=batch_size, seed=seed,
                             perturb_generalisation=perturb_generalisation, save_predictions=save_predictions,
                             example_grids=bool(save_images), image_sink=image_sink if save_images == "all" else None,
-                            progress=progress)
+                            progress=progress, perturbed_dtype=perturbed_dtype)
         write_results(tmp_dir, result)
         if layout == "bionet":
             from bioflow import bionet_layout
@@ -298,7 +316,8 @@ class Robustness:
 
 def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSuite, *, batch_size=64, seed=0,
                perturb_generalisation=False,
-               save_predictions=False, example_grids=False, image_sink=None, progress=None) -> Robustness:
+               save_predictions=False, example_grids=False, image_sink=None, progress=None,
+               perturbed_dtype="float32") -> Robustness:
     """Evaluate ``model`` on ``sets`` (see :func:`evaluation_sets`): clean, then every (noise, level).
 
     Writes nothing; ``image_sink(set, noise, level index, level)``, when given, returns a function
@@ -309,7 +328,7 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
     background = stats["mean"] / 255.0
     meta = dict(Model=info.get("model", model.name), Convolution=arch.convolution, Base=arch.base,
                 Weights=info.get("weights") or "none", Trial=info.get("trial"), Seed=info.get("seed"))
-    ev = _Evaluator(model, stats, batch_size, seed, background, save_predictions)
+    ev = _Evaluator(model, stats, batch_size, seed, background, save_predictions, perturbed_dtype)
     noisy_sets = [s for s in sets if s == "test" or perturb_generalisation]
     jobs = [(s, name, li, level) for s in noisy_sets for name, levels in suite.items()
             for li, level in enumerate(levels)]
@@ -355,6 +374,7 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
     generalisation = pd.DataFrame(gen_rows, columns=GENERALISATION_COLUMNS)
     aucs = metrics.auc_table(perturbation[perturbation["Set"] == "test"]) if pert_rows else pd.DataFrame()
     summary = dict(model=meta["Model"], clean_accuracy=clean["test"], n_images=len(sets["test"][1]),
+                   perturbed_dtype=perturbed_dtype,
                    auc={row["Noise"]: row["AUC"] for _, row in aucs.iterrows()},
                    generalisation={r["Set"]: r["Accuracy"] for r in gen_rows},
                    suite={name: list(levels) for name, levels in suite.items()})

@@ -156,3 +156,23 @@ def test_rerun_of_a_finished_unevaluated_run_evaluates_without_retraining(tmp_pa
     assert (run / "results" / "robustness.json").is_file()
     assert (run / "model.keras").stat().st_mtime_ns == stamp
     assert json.loads((run / "run.json").read_text())["weights"] is None
+
+
+def test_float16_perturbation_holds_the_originals_few_grey_levels(tiny_run):
+    """The original's float16 backend: at contrast 0.01 a 224x224 image keeps a few dozen of its grey
+    levels (float16 steps 0.0625 to 0.125 near 128), where float32 keeps every one."""
+    from bioflow.data import synthetic
+    from bioflow.data.preprocessing import resize
+    from bioflow.evaluate import to_0_255
+
+    images, _ = synthetic.generate(4, 0)
+    images = resize(tf.constant(images, tf.float32), 224, "nearest").numpy() / 255.0
+    low = noise.apply("contrast", images, 0.01, seed=0, background=0.48).numpy()
+    levels = {d: [len(np.unique(to_0_255(low, d).numpy()[i])) for i in range(4)] for d in ("float32", "float16")}
+    assert max(levels["float16"]) <= 40 and min(levels["float32"]) > 100, levels
+    np.testing.assert_array_equal(to_0_255(images, "float16").numpy(), np.round(images * 255))  # 8-bit stays exact
+    config.parse([str(tiny_run / "operative_config.gin")])
+    summary = evaluate(tiny_run, suite=noise.NoiseSuite(noises=["contrast"]), n_images=16, perturbed_dtype="float16")
+    assert summary["perturbed_dtype"] == "float16"
+    with pytest.raises(BioflowError, match="Unknown evaluate.perturbed_dtype 'half'"):
+        evaluate(tiny_run, perturbed_dtype="half")
