@@ -22,7 +22,7 @@ from bioflow import architecture, bindings, metrics, noise
 from bioflow.data import DataPipeline
 from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
-from bioflow.errors import BioflowError
+from bioflow.errors import BioflowError, check_choice
 from bioflow.io import replace_dir
 from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_bool, check_int, check_positive_int
 from bioflow.training import rundir
@@ -48,14 +48,14 @@ class _Evaluator:
         self.batch_size, self.seed, self.background = batch_size, seed, background
         self.save_predictions = save_predictions
 
-        def predict(x, y, quantise):
-            probs = tf.cast(model(normalise(to_0_255(x, "float16" if quantise else "float32")), training=False),
-                            tf.float32)
-            return probs, metrics.batch_totals(y, probs)
+        def predicting(dtype):
+            def predict(x, y):
+                probs = tf.cast(model(normalise(to_0_255(x, dtype)), training=False), tf.float32)
+                return probs, metrics.batch_totals(y, probs)
+            return tf.function(predict, autograph=False)
 
-        self.predict = tf.function(lambda x, y: predict(x, y, False), autograph=False)
-        self.predict_perturbed = tf.function(lambda x, y: predict(x, y, perturbed_dtype == "float16"),
-                                             autograph=False) if perturbed_dtype == "float16" else self.predict
+        self.predict = predicting("float32")
+        self.predict_perturbed = self.predict if perturbed_dtype == "float32" else predicting(perturbed_dtype)
 
     def run(self, images01, labels, noise_name=None, level=None, save_to=None):
         """``(loss, accuracy, probabilities or None)`` over the cached [0, 1] images.
@@ -231,9 +231,7 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     _check_numbers(batch_size, seed, dict(perturb_generalisation=perturb_generalisation,
                                           save_predictions=save_predictions, force=force))
     _check_save_images(save_images)
-    if perturbed_dtype not in ("float32", "float16"):
-        raise BioflowError(f"Unknown evaluate.perturbed_dtype {perturbed_dtype!r}; valid dtypes are 'float16' or "
-                           "'float32'.")
+    check_choice(perturbed_dtype, ("float32", "float16"), "evaluate.perturbed_dtype", "dtypes")
     if layout not in LAYOUTS:
         raise BioflowError(f"Unknown evaluate.layout {layout!r}; valid layouts are None or 'bionet'.")
     _check_generalisation_dir(generalisation_dir)  # before any work
