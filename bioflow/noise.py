@@ -432,10 +432,11 @@ class NoiseSuite:
         self.levels = {}
         for name in self.noises:
             given = (levels or {}).get(name, get(name).levels)
-            if isinstance(given, str) or not hasattr(given, "__len__") or not 1 <= len(given) <= MAX_LEVELS:
-                count = len(given) if hasattr(given, "__len__") else given
+            if isinstance(given, str) or not hasattr(given, "__len__"):
+                raise BioflowError(f"NoiseSuite.levels[{name!r}] must be a list of levels, got {given!r}.")
+            if not 1 <= len(given) <= MAX_LEVELS:
                 raise BioflowError(f"NoiseSuite.levels[{name!r}] must list 1 to {MAX_LEVELS} levels (the paper "
-                                   f"uses 11), got {count if isinstance(count, int) else repr(count)}.")
+                                   f"uses 11), got {len(given)}.")
             self.levels[name] = tuple(_check_level(get(name), v) for v in given)
 
     def items(self) -> list[tuple[str, tuple[float, ...]]]:

@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from bioflow import metrics
+from bioflow import bionet_layout, metrics
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError, choices
 from bioflow.zoo import Zoo
@@ -251,16 +251,14 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     models = models_table(entries)
     original_aucs = pd.DataFrame(columns=["Model", "Noise", "OriginalAUC"])
     if published:
-        from bioflow import bionet_layout as published_lib
-
-        found = published_lib.read(published, renames)
+        found = bionet_layout.read(published, renames)
         problems += found.problems
         pert.append(found.perturbation[found.perturbation["Set"] == "test"])
         gen.append(found.generalisation)
         hist.append(found.history)
         models = pd.concat([models, pd.DataFrame([dict(row, Name="published", Version="", Entry=row["Source"])
                                                   for row in found.models])], ignore_index=True)
-        original_aucs = published_lib.original_aucs(found.perturbation)
+        original_aucs = bionet_layout.original_aucs(found.perturbation)
     pert, gen, hist = ([t for t in tables if not t.empty] for tables in (pert, gen, hist))
     perturbation = pd.concat(pert, ignore_index=True) if pert else pd.DataFrame(
         columns=["Model", "Entry", "Convolution", "Base", "Trial", "Noise", "LI", "Level", "Accuracy"])
