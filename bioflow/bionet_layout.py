@@ -130,10 +130,6 @@ def _mapped(table, column, names, path, what):
     return values.map(names)
 
 
-def _rename(models, renames):
-    return models.map(lambda m: renames.get(m, m))
-
-
 def read(folders, renames=None):
     """Read every published CSV file under ``folders`` (:class:`Published`).
 
@@ -155,7 +151,7 @@ def read(folders, renames=None):
             numeric = ["Level", "LI", "Accuracy", "Loss", "Trial"] if kind == "perturbation" else \
                 ["Accuracy", "Loss", "Trial"]
             table = _numeric(table, numeric, path, problems)
-            table["Model"] = _rename(table["Model"].astype(str).str.strip(), renames)
+            table["Model"] = table["Model"].astype(str).str.strip().map(lambda m: renames.get(m, m))
             table["Convolution"] = table["Convolution"].map(_key)
             table["Base"] = table["Base"].map(_key)
             table["Trial"] = table["Trial"].astype(int)
