@@ -16,7 +16,6 @@ import importlib.resources
 import logging
 import os
 import pathlib
-import re
 import tokenize
 
 import gin
@@ -93,9 +92,6 @@ class _QuietGinProbes(logging.Filter):
 
     def filter(self, record):
         return not str(record.msg).startswith(("Path not found", "system_path_file_exists"))
-
-
-_GIN_LOCATION = re.compile(r'In (?:file|bindings string) "?([^"\n]*)"?, line (\d+)')
 
 
 def _unclosed(files, bindings):

@@ -403,9 +403,6 @@ def _phase_scrambling_symmetric(x, width, ctx):
     return tf.signal.irfft2d(scrambled, fft_length=[h, w])[..., None]
 
 
-EXTENDED = PAPER + ("phase_scrambling_symmetric", "gaussian_noise", "gaussian_blur", "jpeg_quality", "pixelation")
-
-
 #: The most levels one noise of a suite may have (each level is a pass over the test set).
 MAX_LEVELS = 256
 

@@ -97,10 +97,6 @@ class Registry:
         """The registered components' names for a message: ``'A', 'B' or 'C'``."""
         return choices(c.__name__ for c in self.components())
 
-    def names(self) -> tuple[str, ...]:
-        """Every registered name, presets and aliases included."""
-        return tuple(self._entries)
-
     def __contains__(self, name) -> bool:
         return isinstance(name, str) and name.lower() in self._entries
 

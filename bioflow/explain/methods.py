@@ -1,7 +1,7 @@
 """The explanation methods, as pure computations on a Keras model and images (no files).
 
 Every function takes images in the model's own input space (already normalised) unless it says
-otherwise, and returns numpy arrays. The writer (:mod:`bioflow.explain.writer`) turns them into
+otherwise, and returns numpy arrays. :func:`bioflow.explain.run.write` turns them into
 PNGs and CSVs.
 """
 import keras

@@ -13,7 +13,6 @@ from bioflow.io import atomic_write, write_json
 
 #: The columns every row has (the axes come after ``trial``).
 COLUMNS = ("cell", "trial", "status", "attempts", "run_dir", "val_accuracy", "clean_accuracy", "zoo_entry", "error")
-STATES = ("pending", "running", "complete", "failed", "skipped")
 
 
 def folder_of(workdir, label):
