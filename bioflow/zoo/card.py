@@ -118,7 +118,7 @@ def stage_run(run_dir: PathLike, folder: pathlib.Path, name: str, version: str) 
     model, info = rundir.load_run(run)
     for rel in sources:
         _copy_regular(run / rel, folder / rel)
-    problems = checks.entry_problems(folder, str(run))
+    problems = checks.entry_problems(folder, str(run), model_loaded=True)  # load_run loaded and checked it
     if problems:
         reasons = "; ".join(p.rstrip(".") for p in problems)
         raise BioflowError(f"{run} cannot be published, because a pull would refuse it: {reasons}.")

@@ -248,10 +248,14 @@ def load_model(path, where):
     return model
 
 
-def entry_problems(folder, where):
-    """What stops bioflow from using the entry in ``folder`` (its files already verified by sha256)."""
+def entry_problems(folder, where, model_loaded=False):
+    """What stops bioflow from using the entry in ``folder`` (its files already verified by sha256).
+
+    ``model_loaded``: the caller has loaded these same ``model.keras`` bytes in safe mode and checked
+    their weights (publishing a run), so they are not loaded a second time.
+    """
     problems = [f"model.keras: {p}" for p in model_problems(folder / "model.keras")]
-    if not problems:
+    if not problems and not model_loaded:
         try:
             load_model(folder / "model.keras", where)
         except BioflowError as err:
