@@ -34,6 +34,21 @@ def _entries(n):
     return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
+class BioflowCommand(click.Command):
+    """A command that loads TensorFlow quietly (:mod:`bioflow.tensorflow_runtime`) before it runs.
+
+    Options are parsed and ``--gin`` names resolved first, so a usage error or a missing gin file
+    is reported without waiting for TensorFlow."""
+
+    def invoke(self, ctx):
+        from bioflow import config, tensorflow_runtime
+
+        for name in ctx.params.get("gin_files") or ():
+            config.resolve_gin_file(name)
+        tensorflow_runtime.load()
+        return super().invoke(ctx)
+
+
 class BioflowGroup(click.Group):
     """Turns :class:`BioflowError` and ``OSError`` (a full disk, a read-only folder, a permission) into one
     paragraph on stderr and exit code 2."""
@@ -53,10 +68,17 @@ class BioflowGroup(click.Group):
             sys.exit(2)
 
 
+BioflowGroup.command_class = BioflowCommand
+BioflowGroup.group_class = BioflowGroup
+
+
 @click.group(cls=BioflowGroup)
 @click.version_option(package_name="bioflow")
-def main():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's C++ start-up log [$BIOFLOW_VERBOSE=1].")
+def main(verbose):
     """bioflow: gin-configured bio-inspired CNNs on TensorFlow/Keras."""
+    if verbose:
+        os.environ["BIOFLOW_VERBOSE"] = "1"
 
 
 @main.command()
@@ -200,7 +222,7 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
 @functools.partial(zoo_option, flag="--zoo-root")  # --zoo is the entry here
 @click.option("--out", type=click.Path(file_okay=False),
               help="Write OUT/explain/ [RUN_DIR/results/explain/; with --zoo, runs/zoo/NAME_VERSION/explain/].")
-@gin_options(default_gin=("explain/base",))
+@gin_options()
 @click.option("--images", "n_images", type=int, help="Test images to explain [explain.n_images].")
 @click.option("--noise", "noise_name", help="Also explain under this perturbation [explain.noise_name].")
 @click.option("--level", type=float, help="The level of --noise shown [its middle level].")
@@ -241,15 +263,15 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
                   max_failures, publish, dry_run, show):
     """Run an experiment grid (a gin file declaring Sweep.axes and Sweep.trials) on Ray: every cell is the
     `bioflow train` run of the sweep's gin files plus its axis bindings and trial."""
-    from bioflow.sweep import runner
+    from bioflow.sweep import cells
 
     if show:
         if label is None:
             from bioflow import bindings
 
-            runner.load(gin_files, gin_params)
+            cells.load(gin_files, gin_params)
             label = bindings.query("train.label", "default")
-        runner.show_status(workdir, label, echo=click.echo)
+        cells.show_status(workdir, label, echo=click.echo)
         return
     if not gin_files:
         raise BioflowError("Give the sweep's gin file: bioflow sweep --gin evans2022/sweep (see `bioflow configs`).")
@@ -258,19 +280,19 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
         if value < least:
             raise BioflowError(f"{key} must be at least {least}, got {value}.")
     if dry_run:
-        sweep, _ = runner.load(gin_files, gin_params)
-        cells = sweep.cells()
-        click.echo(f"{len(cells)} cells ({len(sweep.trials)} trials x "
-                   f"{len(cells) // len(sweep.trials)} combinations):")
-        for cell in cells:
+        sweep, _ = cells.load(gin_files, gin_params)
+        grid = sweep.cells()
+        click.echo(f"{len(grid)} cells ({len(sweep.trials)} trials x "
+                   f"{len(grid) // len(sweep.trials)} combinations):")
+        for cell in grid:
             click.echo(f"  {cell.id}  " + "  ".join(f'--gin-param "{p}"' for p in cell.gin_params()))
         return
-    runner.run(gin_files, gin_params, workdir=workdir, label=label, address=address, cpus_per_run=cpus_per_run,
+    cells.run(gin_files, gin_params, workdir=workdir, label=label, address=address, cpus_per_run=cpus_per_run,
                gpus_per_run=gpus_per_run, workers_per_run=workers_per_run, max_failures=max_failures,
                publish=publish, echo=click.echo)
 
 
-@main.group(cls=BioflowGroup)
+@main.group()
 def zoo():
     """The model zoo: publish runs; list, show and verify entries; export; pull from a remote."""
 
@@ -414,6 +436,18 @@ def report(specs, label, all_entries, reference, out, png_dir, published, rename
                                            if published else "")
     click.echo(f"Report of {shown} written to {out} (tables in {data_dir_of(out)}"
                + (f", charts as PNG in {png_dir}" if png_dir else "") + ").")
+
+
+@main.command("config")
+@gin_options()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the bindings instead.")
+def config_command(gin_files, gin_params, as_json):
+    """Print the configuration that --gin and --gin-param resolve to: each binding once, with the
+    file and line it came from, marked * where it differs from the Python default."""
+    from bioflow import config_view
+
+    view = config_view.resolved_view(gin_files, gin_params)
+    click.echo(json.dumps(view, indent=2) if as_json else config_view.format_view(view, gin_files))
 
 
 @main.command()

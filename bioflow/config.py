@@ -20,7 +20,6 @@ import tokenize
 
 import gin
 
-import bioflow.configurables  # noqa: F401  (registers every bioflow configurable with gin)
 from bioflow import safe_gin
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 
@@ -105,6 +104,11 @@ def _unclosed(files, bindings):
     return "an included file"
 
 
+def register():
+    """Register every bioflow configurable with gin (importing TensorFlow, quietly, the first time)."""
+    import bioflow.configurables  # noqa: F401
+
+
 def parse(gin_files=(), bindings=(), finalize=False):
     """Clear gin, then parse ``gin_files`` (paths or names) and ``bindings`` in order.
 
@@ -113,7 +117,8 @@ def parse(gin_files=(), bindings=(), finalize=False):
     parameter or reference, syntax) are re-raised as :class:`BioflowError`, keeping gin's message
     with its file and line.
     """
-    files = [resolve_gin_file(f) for f in gin_files]
+    files = [resolve_gin_file(f) for f in gin_files]  # a missing file is named before TensorFlow loads
+    register()
     gin.clear_config()
     _set_include_path(files)
     quiet = _QuietGinProbes()

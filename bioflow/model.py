@@ -131,7 +131,7 @@ def build_model(input_shape: tuple[int, int, int] = (224, 224, 1), classes: int 
         classes: number of output classes.
         base: ``'vgg16'``, ``'vgg19'``, ``'resnet50'`` or ``'allcnn'``; options via gin (``vgg16.width``).
         filter_bank: ``None``/``'original'`` keeps the base's first conv; a name (``'gabor'``,
-            ``'dog'``, ``'low-pass'``, ``'combined-trim'``, …) or a bank object replaces it.
+            ``'dog'``, ``'lowpass'``, ``'combined-trim'``, …) or a bank object replaces it.
         bottleneck: ``None``, a width N, or ``@RetinalBottleneck()``.
         recurrence: ``None``, ``'convlstm'`` (faithful), ``'blt'`` (unrolled) or a recurrence object.
         internal_noise: stddev of training-time Gaussian noise after each filter-bank layer.

@@ -133,9 +133,11 @@ def unclosed_bracket_line(text):
 def bioflow_configurable(selector):
     """The complete gin selector of ``selector`` when bioflow's own code registered it, else None.
 
-    Every bioflow configurable is registered by then: importing any bioflow module imports the
-    package, which imports :mod:`bioflow.configurables`.
+    Registers every bioflow configurable first (:mod:`bioflow.configurables`), so the answer
+    does not depend on which modules happen to be imported.
     """
+    import bioflow.configurables  # noqa: F401
+
     try:
         match = gin.config._REGISTRY.get_match(selector)  # gin's public lookup returns no module
     except (KeyError, ValueError):  # unknown or ambiguous

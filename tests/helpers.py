@@ -9,23 +9,11 @@ import pytest
 #: The repository's gin/ tree.
 GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
 
-#: Bindings that shrink any shipped network to CPU size (used by the smoke tests).
-TINY_BINDINGS = (
-    "build_model.input_shape = (32, 32, 1)",
-    "vgg16.width = 0.125", "vgg16.fc_units = 16",
-    "vgg19.width = 0.125", "vgg19.fc_units = 16",
-    "resnet50.width = 0.0625", "allcnn.width = 0.125",
-    "RetinalBottleneck.filters = 4", "BLTRecurrence.filters = 4",
-)
-
-
-#: A tiny VGG-16 with the quickstart's Gabor bank on a small synthetic set: trains in seconds.
-TINY_RUN = (
-    "vgg16.width = 0.0625", "vgg16.fc_units = 16", "Synthetic.n_train = 256", "Synthetic.n_test = 64",
-    "train.epochs = 2", "train.batch_size = 32", "train.learning_rate = 1e-3",
-)
-#: The tiny run's bindings without the evaluation (which has its own tests, test_evaluate.py).
-TINY_TRAIN = [*TINY_RUN, "train.skip_test = True"]
+#: CPU sizes for building any shipped network: gin/tiny/base.gin, layered after it.
+TINY_GIN = "tiny/base"
+#: The tests' trained run, layered on the quickstart: gin/tiny/small.gin (a 1/16-width VGG-16 on 256
+#: synthetic images), 2 epochs, and no evaluation (which has its own tests, test_evaluate.py).
+TINY_TRAIN = ["include 'tiny/small.gin'", "train.epochs = 2", "train.skip_test = True"]
 #: The small evaluation of the session's trained run (and of the report tests' second model).
 EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",
                   "NoiseSuite.noises = ['uniform', 'contrast', 'high_pass']",

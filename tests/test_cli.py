@@ -10,8 +10,7 @@ from click.testing import CliRunner
 from bioflow.cli import main
 from helpers import GIN_DIR, SEED_COUNTS
 
-TINY = ["--gin-param", "build_model.input_shape = (32, 32, 1)", "--gin-param", "vgg16.width = 0.125",
-        "--gin-param", "vgg16.fc_units = 16"]
+TINY = ["--gin", "tiny/base"]  # CPU sizes, after the file it shrinks
 
 
 def run(*args):

@@ -312,9 +312,7 @@ def test_seed_runs_offline_without_cifar10g_stop_before_training(gin_file, tmp_p
 
     monkeypatch.setattr(cifar10g, "ARCHIVE_URL", "http://127.0.0.1:9/CIFAR-10G.zip")
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))  # nothing prepared there
-    small = ["build_model.input_shape = (32, 32, 1)", "vgg16.width = 0.0625", "vgg16.fc_units = 16",
-             "allcnn.width = 0.0625", "RetinalBottleneck.filters = 4"]
-    result = invoke("train", "--gin", gin_file, "--workdir", str(tmp_path / "runs"), *params(*small))
+    result = invoke("train", "--gin", gin_file, "--gin", "tiny/base", "--workdir", str(tmp_path / "runs"))
     assert_clean_error(result, "Cannot download CIFAR-10G: cannot reach 127.0.0.1:9", "--cifar10g DIR")
     assert gin.query_parameter("evaluate.generalisation_dir") == "download"
     assert gin.query_parameter("evaluate.perturb_generalisation") is True

@@ -71,6 +71,7 @@ CONTROL = """
 import json, os, pathlib, sys
 import gin
 import bioflow.config
+bioflow.config.register()
 from bioflow.data import DataPipeline
 sys.path.insert(0, sys.argv[1])
 import test_malicious_entries  # registers evil_plugin.touch as the test process does

@@ -8,7 +8,7 @@ from bioflow.bases import imagenet
 from bioflow.components import Combined, Gabor, RetinalBottleneck
 from bioflow.errors import BioflowError
 from bioflow.model import build_model
-from helpers import GIN_DIR, SEED_COUNTS
+from helpers import GIN_DIR, SEED_COUNTS, TINY_GIN
 
 
 @pytest.mark.parametrize("name", sorted(SEED_COUNTS))
@@ -100,9 +100,7 @@ def test_blt_keeps_the_frozen_bank():
     dict(base="allcnn", filter_bank=Gabor(ksize=7), recurrence="convlstm", internal_noise=0.1),
 ])
 def test_assembled_network_keras_roundtrip(tmp_path, kwargs):
-    import gin
-    gin.parse_config(["vgg16.width = 0.125", "vgg16.fc_units = 16", "allcnn.width = 0.125",
-                      "resnet50.width = 0.0625", "BLTRecurrence.filters = 4"])
+    config.parse([TINY_GIN])
     kwargs.setdefault("input_shape", (32, 32, 1))
     model = build_model(**kwargs)
     x = np.random.default_rng(0).normal(size=(2,) + kwargs["input_shape"]).astype("float32")

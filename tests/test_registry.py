@@ -11,7 +11,7 @@ from bioflow.components import FilterBank
 from bioflow.errors import BioflowError
 from bioflow.model import build_model
 from bioflow.registry import BASES, BOTTLENECKS, DATA_SOURCES, FILTER_BANKS, RECURRENCES, Registry
-from helpers import TINY_BINDINGS
+from helpers import TINY_GIN
 
 
 @FILTER_BANKS.register("checkerboard")
@@ -99,7 +99,7 @@ def test_data_sources_and_duplicates():
     ("evans2022/original_resnet50", ("resnet50", "original", None, None)),
 ])
 def test_the_architecture_is_recorded_when_built(name, expected):
-    config.parse([name], TINY_BINDINGS + ("build_model.input_shape = (64, 64, 1)",))
+    config.parse([name, TINY_GIN], ["build_model.input_shape = (64, 64, 1)"])
     model = build_model()
     arch = architecture.of(model)
     assert (arch.base, arch.convolution, arch.bottleneck, arch.recurrence) == expected

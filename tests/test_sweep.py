@@ -82,10 +82,10 @@ def test_the_shipped_grids(tmp_path):
     assert "build_model.filter_bank = 'combined-trim'" in result.output
     result = invoke("--gin", "seed_study/sweep", "--dry-run")
     assert result.exit_code == 0 and result.output.startswith("12 cells (3 trials x 4 combinations)")
-    from bioflow.sweep import runner
+    from bioflow.sweep import cells
 
-    sweep, files = runner.load(["seed_study/sweep"])
-    names = {pathlib.Path(p).name for p in runner.run_dirs(sweep.cells(), files, [], str(tmp_path), "s").values()}
+    sweep, files = cells.load(["seed_study/sweep"])
+    names = {pathlib.Path(p).name for p in cells.run_dirs(sweep.cells(), files, [], str(tmp_path), "s").values()}
     # The four seed runs of the follow-up study, each three times.
     assert names == {f"{m}_t{t}_s42" for m in ("vgg16_gabor", "vgg16_gabor_rib2", "vgg16_gabor_convlstm",
                                                "vgg16_gabor_rib2_convlstm") for t in (1, 2, 3)}
