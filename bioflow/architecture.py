@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import keras
 
+from bioflow import schema
 from bioflow.errors import BioflowError
 
 #: Bumped when the record's fields change.
@@ -40,20 +41,23 @@ class Architecture:
         bottleneck_config, recurrence_config: their settings, or None.
         weights: the pretrained weights it was built with, or None.
         parameters: ``{'total_params', 'trainable_params', 'non_trainable_params'}``.
+        schema: the record's version (:data:`SCHEMA`; None or 0 in records older than it).
+
+    The field types are the record's JSON types too: :data:`JSON_SCHEMA` is made from them.
     """
 
     base: str | None
     convolution: str | None
     bottleneck: int | None = None
     recurrence: str | None = None
-    input_shape: tuple | None = None
+    input_shape: tuple[int, ...] | None = None
     classes: int | None = None
     filter_bank_config: dict | None = None
     bottleneck_config: dict | None = None
     recurrence_config: dict | None = None
     weights: str | None = None
-    parameters: dict = dataclasses.field(default_factory=dict)
-    schema: int = SCHEMA
+    parameters: dict[str, int] = dataclasses.field(default_factory=dict)
+    schema: int | None = SCHEMA
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (the ``architecture`` of run.json and of the card)."""
@@ -64,23 +68,19 @@ class Architecture:
     @classmethod
     def from_dict(cls, record: Mapping[str, Any], where: str = "the architecture record") -> "Architecture":
         """Read a record written by :meth:`to_dict`; unknown keys (layer settings) are ignored."""
-        if not isinstance(record, Mapping):
-            raise BioflowError(f"{where} must be an object, got {type(record).__name__}.")
+        found = schema.problems(record, JSON_SCHEMA, where)
+        if found:
+            text = "; ".join(found)
+            raise BioflowError(f"{text}." if text.startswith(where) else f"{where}: {text}.")
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in record.items() if k in fields}
-        for key in ("base", "convolution", "recurrence", "weights"):
-            if values.get(key) is not None and not isinstance(values[key], str):
-                raise BioflowError(f"{where}: {key} must be a string or null, got {values[key]!r}.")
-        for key in ("bottleneck", "classes", "schema"):
-            value = values.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise BioflowError(f"{where}: {key} must be an integer or null, got {value!r}.")
         if values.get("input_shape") is not None:
-            shape = values["input_shape"]
-            if not isinstance(shape, (list, tuple)) or not all(isinstance(d, int) for d in shape):
-                raise BioflowError(f"{where}: input_shape must be a list of integers, got {shape!r}.")
-            values["input_shape"] = tuple(shape)
+            values["input_shape"] = tuple(values["input_shape"])
         return cls(**values)
+
+
+#: The JSON Schema of :meth:`Architecture.to_dict`'s record, from the field types above.
+JSON_SCHEMA = schema.of_dataclass(Architecture)
 
 
 def count_weights(weights) -> int:

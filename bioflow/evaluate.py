@@ -24,8 +24,8 @@ from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError, check_choice
 from bioflow.io import replace_dir
-from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_bool, check_int, check_positive_int
 from bioflow.training import rundir
+from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_bool, check_int, check_positive_int
 
 #: ``evaluate.layout``: bioflow's tables only, or also the original code's (``results/bionet/``).
 LAYOUTS = (None, "bionet")

@@ -15,7 +15,6 @@ import platform
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -25,20 +24,20 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # op determinism: is_/disable_ (not public)
 
-from bioflow import architecture, bindings, safe_gin
+from bioflow import architecture, bindings, safe_gin, zoo as zoo_lib
 from bioflow._version import __version__
-from bioflow import zoo as zoo_lib
 from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, check_choice, choices, user_message
 from bioflow.evaluate import check_settings, evaluate
 from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.model import build_model
-from bioflow.validation import MAX_BATCH, MAX_EPOCHS, check_bool, check_int, check_number, check_positive_int
+from bioflow.provenance import git_commit
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
 from bioflow.training.optimizers import UPDATE_RULES, make_optimizer
 from bioflow.training.strategy import is_chief, make_strategy, worker_id
+from bioflow.validation import MAX_BATCH, MAX_EPOCHS, check_bool, check_int, check_number, check_positive_int
 
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
 #: How trials are seeded (``train.seeding``): see :func:`train`.
@@ -54,29 +53,6 @@ def trial_seed(seed, trial):
 def _versions():
     return dict(bioflow=__version__, tensorflow=tf.__version__, keras=keras.__version__,
                 python=platform.python_version())
-
-
-def git_commit():
-    """The commit bioflow was installed from (``+dirty`` with local edits), or None when unknown.
-
-    A source checkout (an editable install) asks git; a built install reads ``bioflow/_build.py``,
-    which ``setup.py`` writes at build time.
-    """
-    source = pathlib.Path(__file__).resolve().parent.parent
-    if not (source / ".git").exists():
-        try:
-            from bioflow._build import COMMIT
-        except ImportError:
-            return None
-        return COMMIT
-    try:
-        commit = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
 
 
 def _bound(key):

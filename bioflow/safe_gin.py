@@ -26,7 +26,6 @@ from gin import config_parser
 
 from bioflow.errors import BioflowError
 
-
 #: The largest config text the reader takes (an operative config is a few kilobytes).
 MAX_TEXT_BYTES = 1 << 20
 #: The deepest nesting of brackets it takes (gin's parser recurses once per level).

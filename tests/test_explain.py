@@ -235,12 +235,16 @@ def test_explain_refuses_bad_input_and_writes_nothing(tiny_run, zoo_copy, tmp_pa
 
     import bioflow.explain.run as explain_run
 
-    def failing(*args, **kwargs):
+    real_write, written = explain_run.write, []
+
+    def failing(folder, result):  # every file written into the temporary folder, then a failure
+        real_write(folder, result)
+        written.extend(folder.iterdir())
         raise RuntimeError("simulated failure")
 
-    monkeypatch.setattr(explain_run.methods, "top_k", failing)
+    monkeypatch.setattr(explain_run, "write", failing)
     result = run(tiny_run, "--images", "100000")
-    assert isinstance(result.exception, RuntimeError)
+    assert isinstance(result.exception, RuntimeError) and len(written) > 5
     assert "Explaining 64 images: the test set has only 64 (--images 100000)" in result.output
     assert not (tiny_run / "results" / "explain").exists()
     assert not list((tiny_run / "results").glob(".explain.*"))

@@ -3,6 +3,7 @@ a full disk, corrupt files, bad gin and data that cannot be learned. Each gets a
 loses nothing."""
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -402,7 +403,7 @@ def test_a_full_disk_is_one_clear_message_and_the_run_resumes(tmp_path, tiny_bin
     mnt, out = tmp_path / "mnt", tmp_path / "out"
     mnt.mkdir()
     out.mkdir()
-    bindings = " ".join(f"--gin-param '{b}'" for b in tiny_bindings if not b.startswith("train.epochs"))
+    bindings = " ".join(f"--gin-param {shlex.quote(b)}" for b in tiny_bindings if not b.startswith("train.epochs"))
     env = dict(ENV, MNT=str(mnt), OUT=str(out), BINDINGS=bindings,
                BIOFLOW_CMD=BIOFLOW or f"{sys.executable} -m bioflow.cli")
     script = DISK_FULL.replace("$BINDINGS", bindings)
@@ -451,7 +452,7 @@ def test_a_read_only_or_full_target_is_one_line_and_nothing_is_half_written(tiny
     from bioflow import zoo
 
     zoo.export(remote, root=root)
-    bindings = " ".join(f"--gin-param '{b}'" for b in tiny_bindings)
+    bindings = " ".join(f"--gin-param {shlex.quote(b)}" for b in tiny_bindings)
     env = dict(ENV, MNT=str(mnt), OUT=str(out), ZOO=str(root), RUN=str(run), REMOTE=str(remote),
                BIOFLOW_CMD=BIOFLOW or f"{sys.executable} -m bioflow.cli")
     done = subprocess.run([*_unshare(), "bash", "-c", READ_ONLY.replace("$BINDINGS", bindings)], env=env,

@@ -697,7 +697,7 @@ def test_an_index_without_versions_is_refused(remote, tmp_path):
     (remote / "index.json").write_text(json.dumps(index))
     with serve(remote) as url:
         result = pull(url, tmp_path / "zoo")
-    assert_clean_refusal(result, "index.json: entry 'tiny' lists no versions")
+    assert_clean_refusal(result, "entries['tiny'].versions must not be empty")
 
 
 def test_a_second_pull_of_the_same_entry_succeeds(remote, tmp_path):

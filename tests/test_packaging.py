@@ -39,6 +39,25 @@ def test_gin_files_are_found_with_importlib_resources():
         assert (root / f"{name}.gin").read_text() == (GIN_DIR / f"{name}.gin").read_text(), name
 
 
+def test_an_installed_wheel_ships_the_checkouts_gin_files(tmp_path):
+    """In an editable install bioflow/configs is the checkout's gin/ (a link), so the test above reads
+    one folder twice. Here pip builds and installs a copy of the checkout, as a user's install does,
+    and the installed files are compared with gin/."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "runs", "site", ".pytest_cache"))
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                           "--no-index", "--target", str(tmp_path / "installed"), str(source)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    installed = tmp_path / "installed" / "bioflow" / "configs"
+    assert not installed.is_symlink() and installed.is_dir()
+    names = sorted(str(p.relative_to(installed)) for p in installed.rglob("*.gin"))
+    assert names == sorted(str(p.relative_to(GIN_DIR)) for p in GIN_DIR.rglob("*.gin")) and len(names) > 40
+    for name in names:
+        assert (installed / name).read_bytes() == (GIN_DIR / name).read_bytes(), name
+
+
 def test_the_docs_build_strictly(tmp_path):
     mkdocs = shutil.which("mkdocs", path=str(pathlib.Path(sys.executable).parent)) or shutil.which("mkdocs")
     if mkdocs is None:

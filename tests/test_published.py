@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from bioflow import bionet_layout as published
 from bioflow.cli import main
 from bioflow.errors import BioflowError
-from bioflow import bionet_layout as published
 from bioflow.report import collect
 
 RESULTS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" / "dissertation-results" / "results"

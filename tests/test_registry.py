@@ -1,10 +1,9 @@
 """Registries: a new filter bank is one class, usable from gin and round-tripped through .keras;
 error messages list the registered names; ``build_model`` records the architecture it builds."""
-import numpy as np
-import pytest
-
 import gin
 import keras
+import numpy as np
+import pytest
 
 from bioflow import architecture, config
 from bioflow.components import FilterBank

@@ -291,6 +291,7 @@ def test_clean_starts_over(tmp_path, capsys):
 
 def test_reduce_on_plateau_and_decay():
     import tensorflow as tf
+
     from bioflow.training.loop import Trainer
     from bioflow.training.optimizers import make_optimizer
 

@@ -11,8 +11,8 @@ import tempfile
 import altair as alt
 import pandas as pd
 
-from bioflow.report import charts, collect as collect_lib, page
 from bioflow.io import atomic_write, replace_dir
+from bioflow.report import charts, collect as collect_lib, page
 
 #: What a spreadsheet reads as a formula at the start of a cell (OWASP's CSV injection rule).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -59,6 +59,7 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
     (:mod:`bioflow.bionet_layout`), with ``renames`` of their model names.
     """
     import vl_convert
+
     from bioflow.zoo.local import refuse_inside_entry
 
     out = pathlib.Path(out)

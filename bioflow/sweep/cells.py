@@ -140,6 +140,9 @@ def _limit_threads(threads):
     """Give TensorFlow's kernels the cell's CPUs (intra-op threads), and its scheduler at least two
     inter-op threads: with one, a one-CPU cell's first epoch (tracing, the first steps) took 6.1 s
     instead of 3.5 s, while later epochs took the same time (tools/bench_sweep.py's cells)."""
+    from bioflow import tensorflow_runtime
+
+    tensorflow_runtime.load()  # a fresh Ray worker: TensorFlow's C++ start-up log held back
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)

@@ -27,8 +27,8 @@ import pandas as pd
 import bioflow.components  # noqa: F401  (registers bioflow's Keras layers, so that model.keras loads)
 from bioflow import weights
 from bioflow.errors import BioflowError
-from bioflow.learning_curves import learning_curves
 from bioflow.io import atomic_path, atomic_write
+from bioflow.learning_curves import learning_curves
 from bioflow.validation import safe_name
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
@@ -49,47 +49,34 @@ def run_dir(workdir, label, model_name, trial, seed):
     return pathlib.Path(workdir) / label / f"{model_name}_t{trial}_s{seed}"
 
 
-_HELD = {}  # run directory → [lock, depth]: a process may re-enter its own lock
-_HELD_GUARD = threading.Lock()
-
-
 @contextlib.contextmanager
 def locked(folder, action="train"):
     """Hold ``folder``'s lock (``folder/.lock``) while training or evaluating it.
 
     A second process stops at once with a message naming the holder's PID (from ``.lock.owner``).
-    The same process may nest it (training, then evaluating).
+    The same process may nest it (training, then evaluating): ``filelock``'s singleton lock is one
+    object per path in a process, and counts its acquisitions.
     """
     folder = pathlib.Path(folder).resolve()
-    with _HELD_GUARD:
-        held = _HELD.get(folder)
-        if held is not None:
-            held[1] += 1
-    if held is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(folder / LOCK), timeout=0)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            raise BioflowError(f"{folder} is in use: {_owner(folder)}. Two processes must not share a run "
-                               "directory; wait for that one to finish, or stop it.") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(folder / LOCK), timeout=0, is_singleton=True, thread_local=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise BioflowError(f"{folder} is in use: {_owner(folder)}. Two processes must not share a run "
+                           "directory; wait for that one to finish, or stop it.") from None
+    if lock.lock_counter == 1:
         with contextlib.suppress(OSError):  # who holds it is for messages only (the disk may be full)
             atomic_write(folder / OWNER, json.dumps(dict(
                 pid=os.getpid(), host=socket.gethostname(), action=action, command=" ".join(sys.argv),
                 since=datetime.datetime.now().astimezone().isoformat(timespec="seconds"))) + "\n")
-        held = _HELD[folder] = [lock, 1]
     try:
         yield folder
     finally:
-        with _HELD_GUARD:
-            held[1] -= 1
-            last = held[1] == 0
-            if last:
-                del _HELD[folder]
-        if last:
+        if lock.lock_counter == 1:
             with contextlib.suppress(OSError):
                 (folder / OWNER).unlink()
-            held[0].release()
+        lock.release()
 
 
 def _owner(folder):

@@ -3,7 +3,8 @@
 sha256 checks prove that an entry's files are the ones its remote declared, not that the remote
 is honest. So every entry is also checked for what it holds:
 
-* ``card.json`` has the fields bioflow reads, with the right types;
+* ``card.json`` has the fields bioflow reads, with the right types (:data:`CARD_SCHEMA`, checked with
+  ``jsonschema``);
 * ``operative_config.gin`` passes the restricted reader (:mod:`bioflow.safe_gin`): no imports,
   no dynamic registration, nothing bioflow did not register;
 * ``model.keras`` holds no Lambda layer and no object from outside Keras and bioflow, loads in
@@ -20,7 +21,7 @@ import zipfile
 import keras
 
 import bioflow.components  # noqa: F401  (registers bioflow's Keras layers for deserialisation)
-from bioflow import safe_gin, weights
+from bioflow import architecture, safe_gin, schema, weights
 from bioflow.data.preprocessing import INTERPOLATIONS, NORMALISATIONS
 from bioflow.errors import BioflowError, choices
 
@@ -30,96 +31,54 @@ MAX_MODEL_CONFIG_BYTES = 64 << 20
 #: The most a model.keras may inflate to, over all its members (VGG-16's weights are 0.5 GiB).
 MAX_MODEL_BYTES = 16 << 30
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_NONE = type(None)
-_NUMBER = (int, float)
 
 
-class _Map:
-    """A dict with string keys whose values all match ``value``."""
-
-    def __init__(self, value):
-        self.value = value
+def _nullable(kind):
+    return {"type": [kind, "null"]}
 
 
-class _List:
-    """A list whose items all match ``item``."""
-
-    def __init__(self, item):
-        self.item = item
+def _map(values):
+    return {"type": "object", "additionalProperties": values}
 
 
-class _Fields:
-    """A dict whose listed keys match their specs (``required`` ones must be present; others may be)."""
-
-    def __init__(self, fields, required=()):
-        self.fields, self.required = fields, set(required)
+def _record(properties, required=()):
+    return {"type": "object", "properties": properties, **({"required": list(required)} if required else {})}
 
 
-_FILE = _Fields({"sha256": str, "size": int}, required=("sha256", "size"))
-CARD = _Fields({
-    "name": str, "version": str, "created": (str, _NONE), "git_commit": (str, _NONE),
-    "versions": _Map((str, _NONE)),
-    "run": _Fields({"model": (str, _NONE), "label": (str, _NONE), "trial": (int, _NONE), "seed": (int, _NONE),
-                    "weights": (str, _NONE), "epochs": (int, _NONE), "strategy": (str, _NONE),
-                    "global_batch": (int, _NONE)}),
-    "data": _Fields({"dataset": str, "interpolation": str, "image_size": int, "mean": _NUMBER, "std": _NUMBER,
-                     "origin": (str, _NONE), "normalisation": (str, _NONE), "n_train": (int, _NONE),
-                     "n_test": (int, _NONE), "classes": _List(str)},
+#: ``files`` maps each relative path to its hash and size.
+FILE_SCHEMA = _record({"sha256": {"type": "string"}, "size": {"type": "integer"}}, required=("sha256", "size"))
+#: The card's ``architecture``: the record's own schema (from :class:`bioflow.architecture.Architecture`'s
+#: field types), plus the layer settings that cards of bioflow 0.1 carried.
+_ARCHITECTURE = {**architecture.JSON_SCHEMA, "properties": {
+    **architecture.JSON_SCHEMA["properties"], "filter_bank": _map({"type": "object"}),
+    "bottleneck_layers": _map({"type": "object"}), "recurrence_layers": _map({"type": "object"})}}
+_ARCHITECTURE.pop("required", None)  # a 0.1 card's record may lack the newer fields
+#: What ``card.json`` must be: the fields bioflow reads, with their JSON types (others are ignored).
+CARD_SCHEMA = _record({
+    "name": {"type": "string"}, "version": {"type": "string"}, "created": _nullable("string"),
+    "git_commit": _nullable("string"), "versions": _map(_nullable("string")),
+    "run": _record({"model": _nullable("string"), "label": _nullable("string"), "trial": _nullable("integer"),
+                    "seed": _nullable("integer"), "weights": _nullable("string"), "epochs": _nullable("integer"),
+                    "strategy": _nullable("string"), "global_batch": _nullable("integer")}),
+    "data": _record({"dataset": {"type": "string"}, "interpolation": {"type": "string"},
+                     "image_size": {"type": "integer"}, "mean": {"type": "number"}, "std": {"type": "number"},
+                     "origin": _nullable("string"), "normalisation": _nullable("string"),
+                     "n_train": _nullable("integer"), "n_test": _nullable("integer"),
+                     "classes": {"type": "array", "items": {"type": "string"}}},
                     required=("dataset", "interpolation", "mean", "std")),
-    "architecture": _Fields({"base": (str, _NONE), "convolution": (str, _NONE), "bottleneck": (int, _NONE),
-                             "recurrence": (str, _NONE), "filter_bank": _Map(dict),
-                             "bottleneck_layers": _Map(dict), "recurrence_layers": _Map(dict),
-                             "input_shape": (_List(int), _NONE), "classes": (int, _NONE),
-                             "filter_bank_config": (dict, _NONE), "bottleneck_config": (dict, _NONE),
-                             "recurrence_config": (dict, _NONE), "weights": (str, _NONE),
-                             "parameters": _Map(int), "schema": (int, _NONE)}),
-    "parameters": _Map(int),
-    "input_shape": _List(int),
-    "metrics": _Fields({"final_val_accuracy": (*_NUMBER, _NONE), "clean_accuracy": (*_NUMBER, _NONE),
-                        "n_images": (int, _NONE), "generalisation": _Map(_NUMBER), "auc": _Map(_NUMBER)}),
-    "files": _Map(_FILE),
+    "architecture": _ARCHITECTURE,
+    "parameters": _map({"type": "integer"}),
+    "input_shape": {"type": "array", "items": {"type": "integer"}},
+    "metrics": _record({"final_val_accuracy": _nullable("number"), "clean_accuracy": _nullable("number"),
+                        "n_images": _nullable("integer"), "generalisation": _map({"type": "number"}),
+                        "auc": _map({"type": "number"})}),
+    "files": _map(FILE_SCHEMA),
 }, required=("name", "version", "data", "files"))
-
-
-def _type_names(spec):
-    names = {str: "a string", int: "an integer", float: "a number", dict: "an object", _NONE: "null"}
-    specs = spec if isinstance(spec, tuple) else (spec,)
-    if float in specs:
-        specs = tuple(s for s in specs if s is not int)  # "a number" covers integers
-    return " or ".join(names.get(s, s.__name__) for s in specs)
-
-
-def _problems(value, spec, path):
-    """Every place where ``value`` does not match ``spec``, as ``'path: problem'`` strings."""
-    if isinstance(spec, tuple) and any(isinstance(s, (_Fields, _Map, _List)) for s in spec):  # (container, null)
-        if value is None and _NONE in spec:
-            return []
-        spec = next(s for s in spec if isinstance(s, (_Fields, _Map, _List)))
-    if isinstance(spec, _Fields):
-        if not isinstance(value, dict):
-            return [f"{path or 'the card'} must be an object, got {type(value).__name__}"]
-        out = [f"{path + '.' if path else ''}{key} is missing" for key in sorted(spec.required - set(value))]
-        for key, sub in spec.fields.items():
-            if key in value:
-                out += _problems(value[key], sub, f"{path}.{key}" if path else key)
-        return out
-    if isinstance(spec, _Map):
-        if not isinstance(value, dict):
-            return [f"{path} must be an object, got {type(value).__name__}"]
-        return [p for key, item in value.items() for p in _problems(item, spec.value, f"{path}[{key!r}]")]
-    if isinstance(spec, _List):
-        if not isinstance(value, list):
-            return [f"{path} must be a list, got {type(value).__name__}"]
-        return [p for i, item in enumerate(value) for p in _problems(item, spec.item, f"{path}[{i}]")]
-    specs = spec if isinstance(spec, tuple) else (spec,)
-    if isinstance(value, bool) and bool not in specs or not isinstance(value, specs):
-        return [f"{path} must be {_type_names(spec)}, got {json.dumps(value)[:60]}"]
-    return []
 
 
 def card_problems(card, name=None, version=None):
     """What is wrong with a parsed ``card.json`` (an empty list when nothing is)."""
-    problems = _problems(card, CARD, "")
+    problems = schema.problems(card, CARD_SCHEMA, "the card")
     if problems:
         return problems
     if name is not None and (card["name"], card["version"]) != (name, version):

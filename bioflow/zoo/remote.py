@@ -27,6 +27,7 @@ from typing import Sequence
 import gin
 import tensorflow as tf
 
+from bioflow import schema
 from bioflow.errors import BioflowError, choices
 from bioflow.io import PathLike, atomic_write
 from bioflow.zoo import checks, naming
@@ -194,25 +195,31 @@ def _loads(raw, where, what):
         raise BioflowError(f"{where} is not {what} (invalid JSON: {type(err).__name__}: {str(err)[:120]}).") from None
 
 
+#: What ``index.json`` must be: each entry's versions (at least one), each with its card's hash and size.
+INDEX_SCHEMA = {"type": "object", "required": ["entries"], "properties": {
+    "format": {"type": "string"},
+    "entries": {"type": "object", "additionalProperties": {
+        "type": "object", "required": ["versions"], "properties": {
+            "latest": {"type": "string"},
+            "versions": {"type": "object", "minProperties": 1, "additionalProperties": {
+                "type": "object", "required": ["card"], "properties": {"card": checks.FILE_SCHEMA}}}}}}}}
+
+
 def read_index(remote, deadlines=None):
     """The ``index.json`` of a remote zoo, with every name and version checked."""
     where = _join(remote, INDEX)
     deadline, why = (deadlines or _Deadlines(MIN_RATE, GRACE, TOTAL_TIMEOUT)).for_file(MAX_INDEX_BYTES)
     index = _loads(fetch(where, MAX_INDEX_BYTES, deadline=deadline, why_deadline=why), where, "a bioflow zoo index")
+    found = schema.problems(index, INDEX_SCHEMA, "the index")
+    if found:
+        raise BioflowError(f"{where} is not a bioflow zoo index: {'; '.join(found[:5])}.")
     try:
-        entries = index["entries"]
-        for name, entry in entries.items():
+        for name, entry in index["entries"].items():
             naming.check_name(name, what="Index entry name")
-            if not isinstance(entry.get("versions"), dict) or not entry["versions"]:
-                raise BioflowError(f"entry {name!r} lists no versions (its 'versions' must be a non-empty object)")
-            for version, meta in entry["versions"].items():
+            for version in entry["versions"]:
                 naming.check_version(version, what=f"Index version of {name!r}")
-                if not isinstance(meta["card"]["size"], int) or not isinstance(meta["card"]["sha256"], str):
-                    raise TypeError(f"{name}@{version}: the card's size and sha256 must be an int and a string")
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        if isinstance(err, BioflowError):
-            raise BioflowError(f"{_join(remote, INDEX)}: {err}") from err
-        raise BioflowError(f"{_join(remote, INDEX)} is not a bioflow zoo index ({err!r}).") from err
+    except BioflowError as err:
+        raise BioflowError(f"{where}: {err}") from err
     return index
 
 
