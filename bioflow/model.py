@@ -20,7 +20,7 @@ from bioflow.architecture import Architecture, parameter_counts
 from bioflow.components import Combined, FilterBank, FilterBankConv, RetinalBottleneck
 from bioflow.components.convolution import check_method
 from bioflow.components.recurrent import ConvStage, Recurrence
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import BioflowError
 from bioflow.registry import BASES, BOTTLENECKS, FILTER_BANKS, RECURRENCES
 from bioflow.validation import check_positive_int, safe_name
 
@@ -43,37 +43,23 @@ def resolve_filter_bank(filter_bank: str | FilterBank | Combined | None) -> Filt
     (None keeps the base's own first convolution)."""
     if filter_bank is None or (isinstance(filter_bank, str) and filter_bank.lower() == ORIGINAL):
         return None
-    if isinstance(filter_bank, str):
-        if filter_bank not in FILTER_BANKS:
-            raise BioflowError(f"Unknown filter bank {filter_bank!r}; valid filter banks are "
-                               f"{choices([ORIGINAL, *FILTER_BANKS])} (or a bank object such as @Gabor()).")
-        return FILTER_BANKS.create(filter_bank)
-    if not isinstance(filter_bank, FILTER_BANKS.components()):
-        raise BioflowError(f"filter_bank must be {ORIGINAL!r}, a registered name ({', '.join(FILTER_BANKS)}) or a "
-                           f"bank object ({FILTER_BANKS.class_names()}), got {filter_bank!r}.")
-    return filter_bank
+    return FILTER_BANKS.resolve(filter_bank, "build_model.filter_bank", also=(ORIGINAL,))
 
 
 def resolve_bottleneck(bottleneck: int | str | RetinalBottleneck | None) -> RetinalBottleneck | None:
     """``None``, a width N (a :class:`RetinalBottleneck` of that width), a registered name or a bottleneck object."""
-    if bottleneck is None or isinstance(bottleneck, BOTTLENECKS.components()):
-        return bottleneck
+    if bottleneck is None:
+        return None
     if isinstance(bottleneck, int) and not isinstance(bottleneck, bool):
         return BOTTLENECKS.create("rib", width=bottleneck)
-    if isinstance(bottleneck, str):
-        return BOTTLENECKS.create(bottleneck)
-    raise BioflowError(f"bottleneck must be None, a width N, a registered name ({', '.join(BOTTLENECKS)}) or a "
-                       f"bottleneck object ({BOTTLENECKS.class_names()}), got {bottleneck!r}.")
+    return BOTTLENECKS.resolve(bottleneck, "build_model.bottleneck (or a width N)")
 
 
 def resolve_recurrence(recurrence: str | Recurrence | None) -> Recurrence | None:
     """``None``, a registered name (``'convlstm'``, ``'blt'``) or a recurrence object."""
     if recurrence is None or isinstance(recurrence, Recurrence):
         return recurrence
-    if isinstance(recurrence, str):
-        return RECURRENCES.create(recurrence)
-    raise BioflowError(f"recurrence must be None, a registered name ({', '.join(RECURRENCES)}) or a recurrence "
-                       f"object ({RECURRENCES.class_names()}), got {recurrence!r}.")
+    return RECURRENCES.resolve(recurrence, "build_model.recurrence")
 
 
 def _check_input_shape(input_shape):

@@ -15,7 +15,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from bioflow.errors import BioflowError, check_choice
+from bioflow.errors import BioflowError
+from bioflow.registry import NOISES
 
 #: The background grey: the CIFAR-10 training mean (nearest, 224×224) / 255.
 BACKGROUND = 0.48086
@@ -34,9 +35,6 @@ class Perturbation:
     discrete: tuple = ()  # when set, the only valid levels
 
 
-REGISTRY = {}
-
-
 def register(name: str, levels: Sequence[float], valid: tuple[float, float], stochastic: bool = False,
              description: str = "", discrete: Sequence[float] = ()) -> Callable:
     """Decorator that registers ``fn(images, level, ctx)`` as perturbation ``name``.
@@ -50,8 +48,8 @@ def register(name: str, levels: Sequence[float], valid: tuple[float, float], sto
     ``normal(shape_tail)``, which draw per-image values that depend only on (seed, level, index).
     """
     def decorate(fn):
-        REGISTRY[name] = Perturbation(name, fn, tuple(float(v) for v in levels), valid, stochastic, description,
-                                      tuple(float(v) for v in discrete))
+        NOISES.add(name, Perturbation(name, fn, tuple(float(v) for v in levels), valid, stochastic, description,
+                                      tuple(float(v) for v in discrete)), replace=True)
         compiled.cache_clear()  # a re-registered name must not reuse the old graph
         return fn
     return decorate
@@ -59,7 +57,7 @@ def register(name: str, levels: Sequence[float], valid: tuple[float, float], sto
 
 def get(name: str) -> Perturbation:
     """The :class:`Perturbation` called ``name``, or a ``BioflowError`` listing the valid names."""
-    return REGISTRY[check_choice(name, REGISTRY, "noise")]
+    return NOISES.get(name)
 
 
 def _level_key(level):

@@ -135,3 +135,46 @@ def test_blt_steps_change_the_output():
 def test_blt_roundtrip(tmp_path, top_down):
     x = np.random.default_rng(2).uniform(size=(2, 11, 11, 3)).astype("float32")
     roundtrip(BLTRecurrentBlock(filters=4, steps=3, top_down=top_down, name="recurrent_blt"), x, tmp_path)
+
+
+#: One example of every Keras layer bioflow registers (keras-hub's run_serialization_test, per layer).
+LAYER_EXAMPLES = {
+    "bioflow>FilterBankConv": (lambda: FilterBankConv(SMALL_GABOR, name="v1_gabor"), (2, 16, 16, 1)),
+    "bioflow>OneStepConvLSTM2D": (lambda: OneStepConvLSTM2D(4, 5, name="recurrent_convlstm"), (2, 12, 12, 2)),
+    "bioflow>BLTRecurrentBlock": (lambda: BLTRecurrentBlock(filters=4, steps=2, name="recurrent_blt"), (2, 8, 8, 3)),
+}
+
+
+def _registered(kind):
+    from bioflow import config
+
+    config.register()  # every bioflow module imported, so every registration has happened
+    return {name for name, obj in keras.saving.get_custom_objects().items()
+            if name.startswith("bioflow>") and isinstance(obj, type) and issubclass(obj, kind)}
+
+
+def test_every_registered_layer_has_a_serialization_example():
+    assert _registered(keras.layers.Layer) == set(LAYER_EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_EXAMPLES))
+def test_every_registered_layer_round_trips(name, tmp_path):
+    make, shape = LAYER_EXAMPLES[name]
+    layer = make()
+    config = layer.get_config()
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(clone) is type(layer) and clone.get_config() == config
+    x = np.random.default_rng(0).uniform(size=shape).astype("float32")
+    roundtrip(layer, x, tmp_path)  # equal outputs after a safe-mode .keras load
+
+
+def test_every_registered_optimizer_round_trips_its_config():
+    from bioflow.registry import OPTIMIZERS
+
+    names = _registered(keras.optimizers.Optimizer)
+    classes = {cls for _, rules in OPTIMIZERS.items() for cls in (rules.keras2, rules.keras3)}
+    assert {f"bioflow>{c.__name__}" for c in classes if c.__module__.startswith("bioflow.")} == names
+    for cls in (c for c in classes if c.__module__.startswith("bioflow.")):
+        optimizer = cls(learning_rate=0.01)
+        clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(optimizer))
+        assert type(clone) is cls and clone.get_config() == optimizer.get_config()

@@ -51,13 +51,13 @@ def test_deterministic_formulas(name, level, formula):
     np.testing.assert_allclose(run(name, level), np.clip(formula(X), 0, 1), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", [n for n in noise.REGISTRY if n not in ("low_pass", "high_pass", "jpeg_quality")])
+@pytest.mark.parametrize("name", [n for n in noise.NOISES if n not in ("low_pass", "high_pass", "jpeg_quality")])
 def test_identity_at_level_zero(name):
     level = 1 if name == "pixelation" else (1.0 if name == "contrast" else 0.0)
     np.testing.assert_array_equal(run(name, level), X)
 
 
-@pytest.mark.parametrize("name", [n for n, p in noise.REGISTRY.items() if p.stochastic])
+@pytest.mark.parametrize("name", [n for n, p in noise.NOISES.items() if p.stochastic])
 def test_stochastic_noise_is_a_function_of_seed_level_and_index(name):
     level = noise.get(name).levels[5]
     full = run(name, level, seed=11)
@@ -172,7 +172,7 @@ def test_bad_input(kwargs, message):
 
 
 def test_users_can_register_a_perturbation(monkeypatch):
-    monkeypatch.setattr(noise, "REGISTRY", dict(noise.REGISTRY))
+    monkeypatch.setattr(noise.NOISES, "_entries", dict(noise.NOISES._entries))  # forgotten afterwards
     noise.register("posterize", levels=[2, 4, 8], valid=(2, 256))(lambda x, n, ctx: tf.round(x * (n - 1)) / (n - 1))
     np.testing.assert_allclose(run("posterize", 2), np.round(X))
     assert noise.NoiseSuite(noises=["posterize"]).items() == [("posterize", (2.0, 4.0, 8.0))]
@@ -197,7 +197,7 @@ def test_rotation_of_non_square_images_matches_numpy(degrees):
 
 def test_every_noise_works_at_several_image_sizes_in_one_process():
     """Each size gets its own traced graph: 32, 64 and 224 in a row, then 32 again."""
-    for name, p in noise.REGISTRY.items():
+    for name, p in noise.NOISES.items():
         level = p.levels[len(p.levels) // 2]
         for size in (32, 64, 224, 32):
             images = RNG.uniform(0.05, 0.95, size=(2, size, size, 1)).astype(np.float32)
@@ -251,7 +251,7 @@ def status(key):
 small = np.random.default_rng(0).random((4, 224, 224, 1), dtype=np.float32)
 images = np.random.default_rng(0).random((int(sys.argv[1]), 224, 224, 1), dtype=np.float32)
 rise = {}
-for name, p in noise.REGISTRY.items():
+for name, p in noise.NOISES.items():
     level = p.levels[len(p.levels) // 2]
     noise.apply(name, small, level)  # graphs and thread pools exist before the measurement
     open("/proc/self/clear_refs", "w").write("5")  # resets the peak resident size (VmHWM)
@@ -272,6 +272,6 @@ def test_peak_memory_of_a_large_batch_stays_a_small_multiple_of_the_input():
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rise = json.loads(done.stdout.strip().splitlines()[-1])
-    assert set(rise) == set(noise.REGISTRY)
+    assert set(rise) == set(noise.NOISES)
     too_big = {name: round(r, 2) for name, r in rise.items() if r > 1.75}
     assert not too_big, f"peak memory rise, in multiples of the input: {too_big}"

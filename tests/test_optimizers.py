@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bioflow.training.optimizers import KERAS3, Keras2RMSprop, make_optimizer
+from bioflow.registry import OPTIMIZERS
+from bioflow.training.optimizers import Keras2RMSprop, make_optimizer
 from helpers import SUBPROCESS_ENV
 
 LR, DECAY, STEPS = 0.01, 0.05, 6
@@ -80,7 +81,7 @@ def run(optimizer, steps=STEPS, variable=None):
     return np.array(out), variable
 
 
-@pytest.mark.parametrize("name", list(KERAS3))
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
 def test_the_keras2_rule_of_every_optimiser_matches_its_transcription(name):
     optimizer, _ = make_optimizer(name, LR, DECAY, update_rule="keras2")
     got, _ = run(optimizer)

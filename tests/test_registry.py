@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from bioflow import architecture, config
+from bioflow import architecture, config, registry as registry_module
 from bioflow.components import FilterBank
 from bioflow.errors import BioflowError
 from bioflow.model import build_model
@@ -123,3 +123,16 @@ def test_a_hostile_record_is_refused():
         architecture.Architecture.from_dict({"base": "vgg16", "convolution": "gabor", "bottleneck": "2; rm -rf /"})
     with pytest.raises(BioflowError, match="must be an object"):
         architecture.Architecture.from_dict(["vgg16"])
+
+
+@pytest.mark.parametrize("registry", registry_module.ALL, ids=lambda r: r.kind)
+def test_every_registry_fails_one_way_listing_its_names(registry):
+    config.register()
+    names = registry.names()
+    assert names and len(names) == len(set(n.lower() for n in names))
+    with pytest.raises(BioflowError) as info:
+        registry.get("no-such-thing")
+    message = str(info.value)
+    assert message.startswith(f"Unknown {registry.kind} 'no-such-thing'; valid {registry.plural} are ")
+    assert all(repr(n) in message for n in names)
+    assert registry.get(names[0].upper()) is registry.get(names[0])  # names ignore case

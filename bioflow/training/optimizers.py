@@ -14,11 +14,14 @@ Both apply the rate ``lr / (1 + decay · iterations)`` (Keras 2's ``decay``), ex
 Nadam: it replaced any ``decay`` with its momentum-schedule constant 0.004 and never decayed
 its rate, and so does :class:`Keras2Nadam`.
 """
+import dataclasses
+
 import keras
 import tensorflow as tf
 from keras import ops
 
-from bioflow.errors import BioflowError, choices
+from bioflow.errors import BioflowError, check_choice
+from bioflow.registry import OPTIMIZERS
 
 
 @keras.saving.register_keras_serializable(package="bioflow")
@@ -111,21 +114,23 @@ class Keras2Nadam(keras.optimizers.Nadam):
         return dict(super().get_config(), schedule_decay=self.schedule_decay)
 
 
-#: Keras 3's classes, by the names the original's ``--optimizer`` accepted.
-KERAS3 = {
-    "SGD": keras.optimizers.SGD,
-    "RMSprop": keras.optimizers.RMSprop,
-    "Adagrad": keras.optimizers.Adagrad,
-    "Adadelta": keras.optimizers.Adadelta,
-    "Adam": keras.optimizers.Adam,
-    "Adamax": keras.optimizers.Adamax,
-    "Nadam": keras.optimizers.Nadam,
-}
-#: The original's rules: Keras 3's class where its update is Keras 2's, else a Keras 2 rule.
-KERAS2 = dict(KERAS3, RMSprop=Keras2RMSprop, Adagrad=Keras2Adagrad, Nadam=Keras2Nadam)
-UPDATE_RULES = {"keras2": KERAS2, "keras3": KERAS3}
-#: Kept for callers that list the names.
-OPTIMIZERS = KERAS3
+@dataclasses.dataclass(frozen=True)
+class UpdateRules:
+    """One optimiser's class under each update rule: Keras 3's, and the original's (Keras 2's)."""
+
+    keras3: type
+    keras2: type
+
+
+#: The update rules ``train.update_rule`` chooses between.
+UPDATE_RULES = ("keras2", "keras3")
+# The names the original's ``--optimizer`` accepted; Keras 3's class where its update is Keras 2's.
+for _name, _keras3, _keras2 in (
+        ("SGD", keras.optimizers.SGD, None), ("RMSprop", keras.optimizers.RMSprop, Keras2RMSprop),
+        ("Adagrad", keras.optimizers.Adagrad, Keras2Adagrad), ("Adadelta", keras.optimizers.Adadelta, None),
+        ("Adam", keras.optimizers.Adam, None), ("Adamax", keras.optimizers.Adamax, None),
+        ("Nadam", keras.optimizers.Nadam, Keras2Nadam)):
+    OPTIMIZERS.add(_name, UpdateRules(keras3=_keras3, keras2=_keras2 or _keras3))
 
 
 class DecayedRate(keras.optimizers.schedules.LearningRateSchedule):
@@ -146,15 +151,11 @@ class DecayedRate(keras.optimizers.schedules.LearningRateSchedule):
 def make_optimizer(name, learning_rate, decay, mixed_float16=False, update_rule="keras2"):
     """Build optimiser ``name`` (case-insensitive) with ``update_rule`` (``'keras2'``, the original's, or
     ``'keras3'``); returns ``(optimizer, base_rate_variable)``."""
-    if update_rule not in UPDATE_RULES:
-        raise BioflowError(f"Unknown train.update_rule {update_rule!r}; valid update rules are "
-                           f"{choices(UPDATE_RULES)}.")
-    lookup = {k.lower(): k for k in KERAS3}
-    if not isinstance(name, str) or name.lower() not in lookup:
-        raise BioflowError(f"Unknown optimizer {name!r}; valid optimizers are {choices(KERAS3)}.")
+    check_choice(update_rule, UPDATE_RULES, "train.update_rule", "update rules")
+    rules = OPTIMIZERS.get(name)  # an unknown name lists the registered optimisers
     if not learning_rate > 0 or decay < 0:
         raise BioflowError(f"learning_rate must be > 0 and decay >= 0, got {learning_rate!r} and {decay!r}.")
-    cls = UPDATE_RULES[update_rule][lookup[name.lower()]]
+    cls = getattr(rules, update_rule)
     if cls is Keras2Nadam:
         decay = 0.0  # Keras 2's Nadam replaced decay with its schedule constant and kept its rate
     base = tf.Variable(float(learning_rate), trainable=False, dtype=tf.float32, name="base_learning_rate")

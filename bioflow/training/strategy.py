@@ -3,21 +3,27 @@ import os
 
 import tensorflow as tf
 
-from bioflow.errors import BioflowError, check_choice
+from bioflow.errors import BioflowError
+from bioflow.registry import STRATEGIES
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+
+@STRATEGIES.register("default")
+def one_device():
+    """The default strategy: one device."""
+    return tf.distribute.get_strategy()
 
 
-def make_strategy(name="default"):
-    """``'default'`` (one device), ``'mirrored'`` (all local GPUs, or every logical CPU device when
-    there is no GPU) or ``'multi_worker'`` (``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``)."""
-    check_choice(name, STRATEGIES, "strategy", "strategies")
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
+@STRATEGIES.register("mirrored")
+def mirrored():
+    """All local GPUs, or every logical CPU device when there is no GPU."""
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+@STRATEGIES.register("multi_worker")
+def multi_worker():
+    """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG`` (several machines)."""
     if "TF_CONFIG" not in os.environ:
         raise BioflowError("strategy 'multi_worker' needs the TF_CONFIG environment variable "
                            "(cluster and task of this worker).")
@@ -26,6 +32,11 @@ def make_strategy(name="default"):
     except RuntimeError as err:
         raise BioflowError(f"Cannot start MultiWorkerMirroredStrategy: {err}. It must be created before any "
                            "other TensorFlow work in the process (call bioflow's train first).") from err
+
+
+def make_strategy(name="default"):
+    """The registered strategy ``name`` (``'default'``, ``'mirrored'``, ``'multi_worker'``), built."""
+    return STRATEGIES.get(name)()
 
 
 def _task():
