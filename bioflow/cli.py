@@ -1,6 +1,5 @@
 """The ``bioflow`` command line."""
 import contextlib
-import functools
 import json
 import os
 import pathlib
@@ -8,6 +7,7 @@ import sys
 
 import click
 
+from bioflow import flags
 from bioflow.errors import BioflowError, os_error_message, user_message
 
 DEFAULT_SUMMARY_GIN = "vgg16_rib_rc"
@@ -22,12 +22,6 @@ def gin_options(default_gin=()):
         return click.option("--gin", "gin_files", multiple=True, default=default_gin, show_default=True,
                             metavar="FILE", help="A gin file path or name (repeatable).")(fn)
     return decorate
-
-
-def zoo_option(fn, flag="--zoo"):
-    """``--zoo ROOT``: the local zoo (default $BIOFLOW_ZOO, ./zoo in a checkout, or the user cache)."""
-    return click.option(flag, "zoo_root", type=click.Path(file_okay=False), metavar="ROOT",
-                        help="Local zoo folder [$BIOFLOW_ZOO, ./zoo in a checkout, else ~/.cache/bioflow/zoo].")(fn)
 
 
 def _entries(n):
@@ -83,7 +77,7 @@ def main(verbose):
 
 @main.command()
 @gin_options(default_gin=(DEFAULT_SUMMARY_GIN,))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@flags.options("summary")
 def summary(gin_files, gin_params, as_json):
     """Build the network from gin, without training, and print its layers and parameter counts."""
     from bioflow import config, model, summary as summary_lib
@@ -96,43 +90,38 @@ def summary(gin_files, gin_params, as_json):
 
 @main.command()
 @gin_options(default_gin=(DEFAULT_TRAIN_GIN,))
-@click.option("--workdir", help="Root of the run directories [train.workdir, default ./runs].")
-@click.option("--label", help="Experiment label: the run goes to WORKDIR/LABEL/ [train.label].")
-@click.option("--trial", type=int, help="Trial number (an independent replicate) [train.trial].")
-@click.option("--seed", type=int, help="Random seed [train.seed].")
-@click.option("--data-dir", help="TFDS data directory for CIFAR-10 [CIFAR10.data_dir].")
-@click.option("--cifar10g", "cifar10g", metavar="DIR|download",
-              help="CIFAR-10G for the evaluation after training: a local copy (the folder holding 224x224/) "
-                   "or 'download' [evaluate.generalisation_dir].")
-@click.option("--resume", is_flag=True, default=None, help="Continue a finished run up to a larger train.epochs.")
-@click.option("--clean", is_flag=True, default=None, help="Delete the run directory and start over.")
-@click.option("--skip-test", is_flag=True, default=None, help="Do not evaluate robustness after training.")
-@click.option("--publish", metavar="NAME[@VERSION]", help="Publish the finished run to the zoo [train.publish].")
-@zoo_option
-def train(gin_files, gin_params, workdir, label, trial, seed, data_dir, cifar10g, resume, clean, skip_test, publish,
-          zoo_root):
+@flags.options("train")
+def train(gin_files, gin_params, **given):
     """Train a network declared in gin (default: the offline quickstart) into a run directory.
 
     Interrupted runs resume from their last completed epoch when the same command is rerun.
     """
     from bioflow import config, runner
 
-    bindings = list(gin_params)
-    if data_dir is not None:
-        bindings.append(f"CIFAR10.data_dir = {data_dir!r}")
-    if cifar10g is not None:
-        bindings.append(f"evaluate.generalisation_dir = {cifar10g!r}")
-    config.parse(gin_files, bindings)
-    given = dict(workdir=workdir, label=label, trial=trial, seed=seed, resume=resume, clean=clean,
-                 skip_test=skip_test, publish=publish, zoo=zoo_root)
+    config.parse(gin_files, [*gin_params, *flags.gin_bindings("train", given)])
     try:
-        runner.train(**{k: v for k, v in given.items() if v is not None})
+        runner.train()
     except runner.Interrupted as err:
         click.echo(f"{user_message(err)} Rerun the same command to resume from the last completed epoch.", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
         click.echo("Interrupted. Rerun the same command to resume from the last completed epoch.", err=True)
         sys.exit(130)
+
+
+def _entry_and_root(command, entry, zoo_root, old_zoo_root):
+    """``(entry, zoo root)`` from --entry and --zoo, keeping the old spellings for one release: --zoo NAME
+    (an entry, when no folder has that name) and --zoo-root ROOT."""
+    if old_zoo_root is not None:
+        click.echo(f"Note: {command} --zoo-root is deprecated; use --zoo ROOT.", err=True)
+    if zoo_root is not None and entry is None and not pathlib.Path(zoo_root).is_dir() and "/" not in zoo_root \
+            and os.sep not in zoo_root:
+        click.echo(f"Note: {command} --zoo {zoo_root} names an entry, which is deprecated: use --entry {zoo_root}. "
+                   "--zoo is the zoo's folder, as in every other command.", err=True)
+        entry, zoo_root = zoo_root, None
+    if zoo_root is not None and old_zoo_root is not None:
+        raise BioflowError(f"Give the zoo's folder once: --zoo {zoo_root} or --zoo-root {old_zoo_root}.")
+    return entry, zoo_root if zoo_root is not None else old_zoo_root
 
 
 def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
@@ -148,7 +137,7 @@ def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
     from bioflow.zoo.local import refuse_inside_entry
 
     if (run_dir is None) == (entry is None):
-        raise BioflowError("Give either a run directory or --zoo NAME[@VERSION], not both and not neither.")
+        raise BioflowError("Give either a run directory or --entry NAME[@VERSION], not both and not neither.")
     loaded, card, files = None, None, list(gin_files)
     for where, path in (("--out", out), ("The run directory", run_dir)):
         if path is not None:
@@ -170,27 +159,10 @@ def _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params):
 
 @main.command("evaluate")
 @click.argument("run_dir", type=click.Path(file_okay=False), required=False)
-@click.option("--zoo-entry", "--zoo", "entry", metavar="NAME[@VERSION]",
-              help="Evaluate a zoo entry instead of a run; results go to --out.")
-@functools.partial(zoo_option, flag="--zoo-root")  # --zoo is the entry here
-@click.option("--out", type=click.Path(file_okay=False),
-              help="With --zoo: the folder that receives results/ [runs/zoo/NAME_VERSION].")
 @gin_options()
-@click.option("--n-images", type=int, help="Evaluate on the first N test images [evaluate.n_images].")
-@click.option("--suite", type=click.Choice(["paper", "extended"]), help="Noise suite (gin/noise/<suite>.gin).")
-@click.option("--cifar10g", "cifar10g", metavar="DIR|download",
-              help="A CIFAR-10G copy (the folder holding 224x224/), or 'download' [evaluate.generalisation_dir].")
-@click.option("--perturb-generalisation", is_flag=True, default=None, help="Run the noise suite on CIFAR-10G too.")
-@click.option("--save-predictions", is_flag=True, default=None, help="Write per-image probabilities.")
-@click.option("--save-images", is_flag=True, default=None, help="Write a PNG grid of perturbed images per noise.")
-@click.option("--save-all-images", is_flag=True, default=None,
-              help="Also write every perturbed image as a PNG (the original's --save_images) [evaluate.save_images].")
-@click.option("--force", is_flag=True, default=None, help="Evaluate a run that is not complete [evaluate.force].")
-@click.option("--layout", type=click.Choice(["bionet"]), help="Also write the tables in the original code's CSV "
-              "layout, under results/bionet/ [evaluate.layout].")
-def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, suite, cifar10g,
-                     perturb_generalisation, save_predictions, save_images, save_all_images, force, layout):
-    """Evaluate a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): clean accuracy, the
+@flags.options("evaluate")
+def evaluate_command(run_dir, gin_files, gin_params, entry, zoo_root, old_zoo_root, out, **given):
+    """Evaluate a trained run (RUN_DIR) or a zoo entry (--entry NAME[@VERSION]): clean accuracy, the
     noise suite and CIFAR-10G, into RUN_DIR/results/ (or OUT/results/).
 
     A zoo entry gives only its network and its card's preprocessing; the data, the suite and every
@@ -198,13 +170,11 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
     """
     from bioflow import evaluate
 
-    run_dir, loaded, card = _load_run_or_entry(run_dir, entry, zoo_root, out, ([f"noise/{suite}"] if suite else [])
-                                               + list(gin_files), gin_params)
-    given = dict(n_images=n_images, generalisation_dir=cifar10g, perturb_generalisation=perturb_generalisation,
-                 save_predictions=save_predictions, save_images="all" if save_all_images else save_images, force=force,
-                 layout=layout)
+    entry, zoo_root = _entry_and_root("evaluate", entry, zoo_root, old_zoo_root)
+    run_dir, loaded, card = _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files,
+                                               [*gin_params, *flags.gin_bindings("evaluate", given)])
     try:
-        summary = evaluate.evaluate(run_dir, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
+        summary = evaluate.evaluate(run_dir, loaded=loaded)
     except KeyboardInterrupt:
         click.echo("Interrupted: the evaluation stopped and wrote nothing.", err=True)
         sys.exit(130)
@@ -218,47 +188,23 @@ def evaluate_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_ima
 
 @main.command("explain")
 @click.argument("run_dir", type=click.Path(file_okay=False), required=False)
-@click.option("--zoo", "entry", metavar="NAME[@VERSION]", help="Explain a zoo entry instead of a run directory.")
-@functools.partial(zoo_option, flag="--zoo-root")  # --zoo is the entry here
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Write OUT/explain/ [RUN_DIR/results/explain/; with --zoo, runs/zoo/NAME_VERSION/explain/].")
 @gin_options()
-@click.option("--images", "n_images", type=int, help="Test images to explain [explain.n_images].")
-@click.option("--noise", "noise_name", help="Also explain under this perturbation [explain.noise_name].")
-@click.option("--level", type=float, help="The level of --noise shown [its middle level].")
-@click.option("--layer", "layers", multiple=True,
-              help="A Grad-CAM layer (repeatable) [the last convolution with maps of at least 7x7].")
-@click.option("--force", is_flag=True, default=None, help="Explain a run that is not complete.")
-def explain_command(run_dir, entry, zoo_root, out, gin_files, gin_params, n_images, noise_name, level, layers, force):
-    """Explain a trained run (RUN_DIR) or a zoo entry (--zoo NAME[@VERSION]): Grad-CAM, occlusion,
+@flags.options("explain")
+def explain_command(run_dir, gin_files, gin_params, entry, zoo_root, old_zoo_root, out, **given):
+    """Explain a trained run (RUN_DIR) or a zoo entry (--entry NAME[@VERSION]): Grad-CAM, occlusion,
     front-end activation maps, the most-activating test images and the kernels used, as PNGs and CSVs
     in RUN_DIR/results/explain/ (or OUT/explain/)."""
     from bioflow import explain
 
-    target, loaded, _ = _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files, gin_params)
-    given = dict(n_images=n_images, noise_name=noise_name, level=level, layers=list(layers) or None, force=force,
-                 out=out if entry is None else target)
-    explain.explain(target, loaded=loaded, **{k: v for k, v in given.items() if v is not None})
+    entry, zoo_root = _entry_and_root("explain", entry, zoo_root, old_zoo_root)
+    target, loaded, _ = _load_run_or_entry(run_dir, entry, zoo_root, out, gin_files,
+                                           [*gin_params, *flags.gin_bindings("explain", given)])
+    explain.explain(target, loaded=loaded, out=out if entry is None else target)
 
 
 @main.command("sweep")
 @gin_options()
-@click.option("--workdir", default="runs", show_default=True, help="Root of the run directories.")
-@click.option("--label", help="The sweep's label: its runs go to WORKDIR/LABEL/ [train.label].")
-@click.option("--address", help="Join a Ray cluster: 'auto' (this machine's), HOST:PORT or ray://HOST:PORT; a "
-              "cluster with token authentication also needs RAY_AUTH_MODE=token [a new local Ray, in-process].")
-@click.option("--cpus-per-run", type=int, default=1, show_default=True, help="CPUs per cell (its TF threads too).")
-@click.option("--gpus-per-run", type=float, default=0, show_default=True, help="GPUs per cell.")
-@click.option("--workers-per-run", type=int, default=1, show_default=True,
-              help="Workers per cell: above 1, each cell trains with MultiWorkerMirroredStrategy through Ray Train, "
-                   "and --cpus-per-run/--gpus-per-run are per worker.")
-@click.option("--max-failures", type=int, default=2, show_default=True,
-              help="Retries of a cell whose worker died (SIGKILL, lost node); a cell that fails by itself is not "
-                   "retried.")
-@click.option("--publish", metavar="PREFIX", help="Publish each finished cell as PREFIX-<axis values>, one version "
-              "per trial.")
-@click.option("--dry-run", is_flag=True, help="Print the cells and their bindings, then stop.")
-@click.option("--status", "show", is_flag=True, help="Print WORKDIR/LABEL/sweep.csv and stop.")
+@flags.options("sweep")
 def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, gpus_per_run, workers_per_run,
                   max_failures, publish, dry_run, show):
     """Run an experiment grid (a gin file declaring Sweep.axes and Sweep.trials) on Ray: every cell is the
@@ -288,8 +234,8 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
             click.echo(f"  {cell.id}  " + "  ".join(f'--gin-param "{p}"' for p in cell.gin_params()))
         return
     cells.run(gin_files, gin_params, workdir=workdir, label=label, address=address, cpus_per_run=cpus_per_run,
-               gpus_per_run=gpus_per_run, workers_per_run=workers_per_run, max_failures=max_failures,
-               publish=publish, echo=click.echo)
+              gpus_per_run=gpus_per_run, workers_per_run=workers_per_run, max_failures=max_failures,
+              publish=publish, echo=click.echo)
 
 
 @main.group()
@@ -299,9 +245,7 @@ def zoo():
 
 @zoo.command("publish")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--name", required=True, help="Entry name (letters, digits, '.', '_', '-').")
-@click.option("--version", "version", help="Semantic version [next minor version, or 1.0.0].")
-@zoo_option
+@flags.options("zoo publish")
 def zoo_publish(run_dir, name, version, zoo_root):
     """Publish a finished run as NAME@VERSION (versions are immutable)."""
     from bioflow import zoo as zoo_lib
@@ -310,8 +254,7 @@ def zoo_publish(run_dir, name, version, zoo_root):
 
 
 @zoo.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the cards as JSON.")
-@zoo_option
+@flags.options("zoo list")
 def zoo_list(as_json, zoo_root):
     """List the entries of the local zoo."""
     from bioflow import zoo as zoo_lib
@@ -330,8 +273,7 @@ def zoo_list(as_json, zoo_root):
 
 @zoo.command("show")
 @click.argument("spec", metavar="NAME[@VERSION]")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole card as JSON.")
-@zoo_option
+@flags.options("zoo show")
 def zoo_show(spec, as_json, zoo_root):
     """Show an entry's card."""
     from bioflow import zoo as zoo_lib
@@ -344,7 +286,7 @@ def zoo_show(spec, as_json, zoo_root):
 
 @zoo.command("verify")
 @click.argument("spec", metavar="NAME[@VERSION]")
-@zoo_option
+@flags.options("zoo verify")
 def zoo_verify(spec, zoo_root):
     """Re-hash every file of an entry against its card and check that it holds no code (a config
     the restricted reader accepts, a model without Lambda layers); exit 1 on any problem."""
@@ -364,7 +306,7 @@ def zoo_verify(spec, zoo_root):
 @zoo.command("export")
 @click.argument("dest")
 @click.argument("specs", nargs=-1, metavar="[NAME[@VERSION]]...")
-@zoo_option
+@flags.options("zoo export")
 def zoo_export(dest, specs, zoo_root):
     """Write entries (default: all) and an index.json to DEST, a static remote zoo."""
     from bioflow import zoo as zoo_lib
@@ -376,47 +318,26 @@ def zoo_export(dest, specs, zoo_root):
 
 @zoo.command("pull")
 @click.argument("spec", metavar="NAME[@VERSION]")
-@click.option("--remote", help="Remote zoo: http(s):// URL, gs:// URL or folder [pull.remote, $BIOFLOW_ZOO_REMOTE].")
-@click.option("--min-rate", type=float, metavar="BYTES_PER_S",
-              help="Slowest transfer accepted: each file gets 60 s + size / rate [pull.min_rate, 100000].")
-@click.option("--timeout", type=float, metavar="SECONDS", help="Deadline of the whole pull [pull.timeout, 10800].")
 @gin_options()
-@zoo_option
-def zoo_pull(spec, remote, min_rate, timeout, gin_files, gin_params, zoo_root):
+@flags.options("zoo pull")
+def zoo_pull(spec, gin_files, gin_params, zoo_root, **given):
     """Download an entry from a remote zoo, verifying every sha256 and checking that it holds no code
     before it appears."""
     from bioflow import config, zoo as zoo_lib
 
-    config.parse(gin_files, gin_params)
+    config.parse(gin_files, [*gin_params, *flags.gin_bindings("zoo pull", given)])
     bars = []
     with contextlib.ExitStack() as stack:
         def on_start(label, total):
             bars.append(stack.enter_context(click.progressbar(length=total, label=f"Pulling {label}",
                                                               file=sys.stderr)))
 
-        # An explicit None would hide the gin bindings (pull.remote, …), so only given options are passed.
-        given = {k: v for k, v in dict(remote=remote, min_rate=min_rate, timeout=timeout).items() if v is not None}
-        zoo_lib.pull(spec, root=zoo_root, on_start=on_start, on_bytes=lambda n: bars[0].update(n) if bars else None,
-                     **given)
+        zoo_lib.pull(spec, root=zoo_root, on_start=on_start, on_bytes=lambda n: bars[0].update(n) if bars else None)
 
 
 @main.command()
 @click.argument("specs", nargs=-1, metavar="[NAME[@VERSION]]...")
-@click.option("--label", help="Report the entries trained with this experiment label (every trial, "
-              "each name's versions included).")
-@click.option("--all", "all_entries", is_flag=True, help="Report the latest version of every entry.")
-@click.option("--reference", metavar="NAME",
-              help="Model or entry the AUC ratios divide by [the 'original' model of each base].")
-@click.option("--out", default="report.html", show_default=True, type=click.Path(),
-              help="The HTML file (a folder, or a path ending in '/', gets report.html); its tables go to "
-                   "<stem>_data/ beside it.")
-@click.option("--png", "png_dir", type=click.Path(file_okay=False), help="Also write every chart as PNG here.")
-@click.option("--published", "published", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
-              help="A folder of CSV results written by the original code (repeatable): each published model is "
-                   "shown beside the zoo entries.")
-@click.option("--published-name", "renames", multiple=True, metavar="OLD=NEW",
-              help="Show the published model OLD as NEW (repeatable), e.g. Gabor_VGG16=Baseline.")
-@zoo_option
+@flags.options("report")
 def report(specs, label, all_entries, reference, out, png_dir, published, renames, zoo_root):
     """Build an offline HTML robustness dashboard from zoo entries and published results."""
     from bioflow.report import build_report, data_dir_of
@@ -440,7 +361,7 @@ def report(specs, label, all_entries, reference, out, png_dir, published, rename
 
 @main.command("config")
 @gin_options()
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of the bindings instead.")
+@flags.options("config")
 def config_command(gin_files, gin_params, as_json):
     """Print the configuration that --gin and --gin-param resolve to: each binding once, with the
     file and line it came from, marked * where it differs from the Python default."""

@@ -68,3 +68,46 @@ def test_installed_console_script_finds_gin_by_name_from_anywhere(tmp_path):
                           capture_output=True, text=True, env=dict(os.environ, BIOFLOW_GIN_PATH=""))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["name"] == "vgg16_gabor_rib2_convlstm"
+
+
+def test_help_and_the_docs_flag_table_come_from_one_declaration():
+    import subprocess
+    import sys
+
+    from bioflow import flags
+
+    table = subprocess.run([sys.executable, str(GIN_DIR.parent / "tools" / "flag_table.py"), "--check"],
+                           capture_output=True, text=True)
+    assert table.returncode == 0, table.stderr
+    for command, declared in flags.FLAGS.items():
+        result = run(*command.split(), "--help")
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        for flag in declared:
+            assert all(spelling in text for spelling in flag.spellings), (command, flag.name)
+            assert " ".join(flag.full_help().split())[:40] in text, (command, flag.name)
+    assert flags.gin_bindings("evaluate", {"n_images": 3, "suite": "extended", "save_all_images": True,
+                                           "force": None}) == [
+        "evaluate.n_images = 3", "include 'noise/extended.gin'", "evaluate.save_images = 'all'"]
+    assert flags.gin_bindings("explain", {"layer": ("a", "b"), "level": 0.5}) == [
+        "explain.level = 0.5", "explain.layers = ['a', 'b']"]
+
+
+def test_a_flag_is_the_same_binding_as_its_gin_param(tmp_path):
+    from bioflow import bindings, config, flags
+
+    for flag_name, text, key, value in (("--label", "x y", "train.label", "x y"), ("--trial", "3", "train.trial", 3),
+                                        ("--cifar10g", str(tmp_path), "evaluate.generalisation_dir", str(tmp_path)),
+                                        ("--resume", True, "train.resume", True)):
+        flag = next(f for f in flags.FLAGS["train"] if flag_name in f.spellings)
+        config.parse(["quickstart"], flags.gin_bindings("train", {flag.key: flag.kind(text)}))
+        assert bindings.query(key) == value
+
+
+def test_the_old_entry_spellings_still_work_with_a_note(tiny_entry):
+    _, root = tiny_entry
+    result = CliRunner().invoke(main, ["explain", "--zoo", "tiny", "--zoo-root", str(root), "--images", "1",
+                                       "--out", str(root.parent / "old_spelling")])
+    assert result.exit_code == 0, result.output
+    assert "--zoo-root is deprecated; use --zoo ROOT" in result.output
+    assert "--zoo tiny names an entry, which is deprecated: use --entry tiny" in result.output

@@ -221,7 +221,7 @@ def test_explain_refuses_bad_input_and_writes_nothing(tiny_run, zoo_copy, tmp_pa
     result = run(tmp_path)
     assert result.exit_code == 2 and "has no model.keras" in result.output
     flip_byte(zoo_copy / "tiny" / "1.0.0" / "model.keras")
-    result = run("--zoo", "tiny", "--zoo-root", zoo_copy, "--out", tmp_path / "out")
+    result = run("--entry", "tiny", "--zoo", zoo_copy, "--out", tmp_path / "out")
     assert result.exit_code == 2 and "does not match the sha256 in its card" in result.output
     assert not (tmp_path / "out").exists()
     result = run(tiny_run, "--noise", "fog")
@@ -252,7 +252,7 @@ def test_explain_refuses_bad_input_and_writes_nothing(tiny_run, zoo_copy, tmp_pa
 
 def test_explain_a_zoo_entry_into_out(tiny_entry, tmp_path):
     _, root = tiny_entry
-    result = CliRunner().invoke(main, ["explain", "--zoo", "tiny", "--zoo-root", str(root), "--out",
+    result = CliRunner().invoke(main, ["explain", "--entry", "tiny", "--zoo", str(root), "--out",
                                        str(tmp_path / "out"), "--images", "2"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "explain" / "gradcam.csv").is_file()

@@ -433,7 +433,7 @@ READ_ONLY = textwrap.dedent("""\
     b publish zoo publish "$RUN" --name ro --zoo "$MNT/zoo"
     b pull zoo pull tiny --remote "$REMOTE" --zoo "$MNT/pulled"
     b report report --all --zoo "$ZOO" --out "$MNT/r.html"
-    b evaluate evaluate --zoo tiny --zoo-root "$ZOO" --out "$MNT/ev" --n-images 8 \
+    b evaluate evaluate --entry tiny --zoo "$ZOO" --out "$MNT/ev" --n-images 8 \
         --gin-param "NoiseSuite.noises = ['invert']"
     umount "$MNT"
     mount -t tmpfs -o size=12k tmpfs "$MNT"

@@ -228,7 +228,7 @@ def plant(tiny_entry, tmp_path, files):
 @pytest.mark.parametrize("case", ["import", "dynamic_registration", "foreign_configurable"])
 def test_evaluate_and_verify_refuse_a_planted_entry(tiny_entry, sentinel, tmp_path, case):
     local = plant(tiny_entry, tmp_path, {"operative_config.gin": config_payloads(sentinel)[case].encode()})
-    result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny", "--zoo-root", str(local),
+    result = CliRunner().invoke(main, ["evaluate", "--entry", "tiny", "--zoo", str(local),
                                        "--out", str(tmp_path / "out"), "--n-images", "8"])
     assert_clean_refusal(result, "tiny@1.0.0: operative_config.gin, line", "refused")
     verify = CliRunner().invoke(main, ["zoo", "verify", "tiny", "--zoo", str(local)])
@@ -635,7 +635,7 @@ def test_an_entrys_config_runs_no_entry_point_of_bioflow(tiny_entry, tiny_run, z
         with serve(remote) as url:
             pulled = pull(url, root)
         assert pulled.exit_code == 0, (case, pulled.output)
-        result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny", "--zoo-root", str(root), "--out",
+        result = CliRunner().invoke(main, ["evaluate", "--entry", "tiny", "--zoo", str(root), "--out",
                                            str(tmp_path / f"out_{case}"), "--n-images", "32",
                                            "--gin-param", "Synthetic.n_test = 64",
                                            "--gin-param", "NoiseSuite.noises = ['invert']"])
@@ -719,8 +719,8 @@ def test_export_refuses_the_zoo_itself_and_folders_inside_or_around_it(zoo_copy,
 def test_writers_refuse_paths_inside_an_entry(zoo_copy, tmp_path):
     entry = zoo_copy / "tiny" / "1.0.0"
     for args in (["report", "--all", "--zoo", str(zoo_copy), "--out", str(entry / "report.html")],
-                 ["evaluate", "--zoo", "tiny", "--zoo-root", str(zoo_copy), "--out", str(entry / "results")],
-                 ["explain", "--zoo", "tiny", "--zoo-root", str(zoo_copy), "--out", str(entry)],
+                 ["evaluate", "--entry", "tiny", "--zoo", str(zoo_copy), "--out", str(entry / "results")],
+                 ["explain", "--entry", "tiny", "--zoo", str(zoo_copy), "--out", str(entry)],
                  ["evaluate", str(entry)]):
         result = CliRunner().invoke(main, args)
         assert_clean_refusal(result, f"is inside the zoo entry {entry}")

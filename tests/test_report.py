@@ -240,7 +240,7 @@ def test_report_renders_offline_in_headless_chromium(two_models, tmp_path):
 def test_explained_entries_get_an_explain_section(pair_copy, tmp_path):
     for name in ("gabor", "original"):
         out = tmp_path / f"explained_{name}"
-        result = CliRunner().invoke(main, ["explain", "--zoo", name, "--zoo-root", str(pair_copy), "--out",
+        result = CliRunner().invoke(main, ["explain", "--entry", name, "--zoo", str(pair_copy), "--out",
                                            str(out), "--images", "2", "--noise", "contrast"])
         assert result.exit_code == 0, result.output
         # as if published with its explanations (`explain` itself refuses to write into an entry)

@@ -191,7 +191,7 @@ def test_quickstart_trains_offline_above_0_6(tmp_path):
     with serve(tmp_path / "remote") as url:
         pulled = cli("zoo", "pull", "quickstart", "--remote", url, "--zoo", str(tmp_path / "theirs"), timeout=300)
     assert pulled.returncode == 0, pulled.stderr[-3000:]
-    evaluated = cli("evaluate", "--zoo", "quickstart", "--zoo-root", str(tmp_path / "theirs"), "--n-images", "100",
+    evaluated = cli("evaluate", "--entry", "quickstart", "--zoo", str(tmp_path / "theirs"), "--n-images", "100",
                     "--out", str(tmp_path / "theirs_eval"), timeout=600)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     published = zoo.Zoo(zoo_root).card("quickstart")["metrics"]["clean_accuracy"]

@@ -424,7 +424,7 @@ def test_export_refuses_a_corrupt_entry(zoo_copy, tmp_path):
 def test_evaluate_a_zoo_entry(tiny_entry, tmp_path):
     _, root = tiny_entry
     out = tmp_path / "eval"
-    result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny@1.0.0", "--zoo-root", str(root), "--out", str(out),
+    result = CliRunner().invoke(main, ["evaluate", "--entry", "tiny@1.0.0", "--zoo", str(root), "--out", str(out),
                                        "--n-images", "32", "--gin-param", "NoiseSuite.noises = ['invert']",
                                        "--gin-param", "Synthetic.n_test = 64"])  # the data it was published on
     assert result.exit_code == 0, result.output
@@ -474,7 +474,7 @@ def test_an_entry_published_without_the_architecture_record_still_loads(zoo_copy
                                                                                           None, 0)
     assert arch.input_shape == (32, 32, 1) and arch.parameters["total_params"] == model.count_params()
     out = tmp_path / "eval"
-    result = CliRunner().invoke(main, ["evaluate", "--zoo", "tiny", "--zoo-root", str(zoo_copy), "--out", str(out),
+    result = CliRunner().invoke(main, ["evaluate", "--entry", "tiny", "--zoo", str(zoo_copy), "--out", str(out),
                                        "--n-images", "16", "--gin-param", "NoiseSuite.noises = ['invert']"])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "results" / "perturbation.csv")
