@@ -1,2 +1,2 @@
 """The one version source of bioflow (pyproject.toml reads it)."""
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -16,11 +16,13 @@ import importlib.resources
 import logging
 import os
 import pathlib
+import re
+import sys
 import tokenize
 
 import gin
 
-from bioflow import safe_gin
+from bioflow import safe_gin, settings
 from bioflow.errors import BioflowError  # noqa: F401 (re-exported for callers)
 
 
@@ -104,6 +106,11 @@ def _unclosed(files, bindings):
     return "an included file"
 
 
+def _note_renamed(where, keys):
+    names = ", ".join(f"{k} → {settings.RENAMED[k]}" for k in dict.fromkeys(keys))
+    print(f"Note: {where} uses keys renamed in bioflow 0.3, read under their new names: {names}.", file=sys.stderr)
+
+
 def register():
     """Register every bioflow configurable with gin (importing TensorFlow, quietly, the first time)."""
     import bioflow.configurables  # noqa: F401
@@ -124,7 +131,19 @@ def parse(gin_files=(), bindings=(), finalize=False):
     quiet = _QuietGinProbes()
     logging.getLogger().addFilter(quiet)
     try:
-        gin.parse_config_files_and_bindings([str(f) for f in files], list(bindings), finalize_config=finalize)
+        for f in files:  # as gin.parse_config_files_and_bindings does, with renamed keys read under their new names
+            text, renamed = settings.upgrade(f.read_text(encoding="utf-8"))
+            if renamed:
+                _note_renamed(str(f), renamed)
+                gin.parse_config(text)
+            else:
+                gin.parse_config_file(str(f))
+        text, renamed = settings.upgrade("\n".join(bindings))
+        if renamed:
+            _note_renamed("--gin-param", renamed)
+        gin.parse_config(text)
+        if finalize:
+            gin.finalize()
     except tokenize.TokenError as err:
         raise BioflowError(f"Invalid gin configuration: unclosed bracket or string in {_unclosed(files, bindings)} "
                            f"(gin: {err.args[0]}).") from err
@@ -135,6 +154,10 @@ def parse(gin_files=(), bindings=(), finalize=False):
         msg = str(err).strip()
         if isinstance(err, KeyError):
             msg = msg.strip("'\"")
+        old = re.search(r"'(?:bioflow\.)?(\w+)' doesn't have a parameter named '(\w+)'", msg)
+        key = f"{old.group(1)}.{old.group(2)}" if old else None
+        if key in settings.RENAMED:  # in an included file, which is not upgraded
+            msg += f" ({key} is {settings.RENAMED[key]} since bioflow 0.3)"
         raise BioflowError(f"Invalid gin configuration: {msg}") from err
     finally:
         logging.getLogger().removeFilter(quiet)

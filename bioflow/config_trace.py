@@ -130,7 +130,7 @@ def trace(gin_files=(), bindings=()):
 
 
 def python_default(key):
-    """The Python default of ``key`` ('train.epochs', 'scope/Gabor.ksize'), or :data:`NO_DEFAULT`."""
+    """The Python default of ``key`` ('Fit.epochs', 'scope/Gabor.ksize'), or :data:`NO_DEFAULT`."""
     if key.startswith("%"):
         return NO_DEFAULT
     selector, _, param = key.rpartition("/")[2].rpartition(".")

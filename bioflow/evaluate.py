@@ -22,13 +22,12 @@ from bioflow import architecture, bindings, metrics, noise
 from bioflow.data import DataPipeline
 from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
-from bioflow.errors import BioflowError, check_choice
+from bioflow.errors import BioflowError
 from bioflow.io import replace_dir
+from bioflow.settings import CIFAR10G, Outputs
 from bioflow.training import rundir
 from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_bool, check_int, check_positive_int
 
-#: ``evaluate.layout``: bioflow's tables only, or also the original code's (``results/bionet/``).
-LAYOUTS = (None, "bionet")
 PERTURBATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Noise", "LI", "Level",
                         "Loss", "Accuracy")
 GENERALISATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Type", "Inverted",
@@ -83,7 +82,7 @@ class _Evaluator:
 
 def to_0_255(images01, dtype="float32"):
     """[0, 1] images as the network's 0..255 input; ``'float16'`` rounds them to float16 first, as the
-    original's float16 backend held its perturbed images (:func:`evaluate`'s ``perturbed_dtype``)."""
+    original's float16 backend held its perturbed images (``NoiseSuite.dtype``)."""
     x255 = tf.convert_to_tensor(images01, tf.float32) * 255.0
     return tf.cast(tf.cast(x255, tf.float16), tf.float32) if dtype == "float16" else x255
 
@@ -144,11 +143,6 @@ def _png_writer(folder, level_index, level):
     return save
 
 
-def _check_save_images(save_images):
-    if not isinstance(save_images, bool) and save_images not in ("grid", "all"):
-        raise BioflowError(f"evaluate.save_images must be False, True, 'grid' or 'all', got {save_images!r}.")
-
-
 def _remove_orphans(run):
     """Remove the temporary results of evaluations that were killed (``.results.*``)."""
     for orphan in run.glob(".results.*"):
@@ -173,9 +167,8 @@ def check_settings() -> None:
     bound = bindings.query
     _check_n_images(bound("evaluate.n_images"))
     _check_numbers(bound("evaluate.batch_size", 64), bound("evaluate.seed", 0), {})
-    if bound("evaluate.save_images") is not None:
-        _check_save_images(bound("evaluate.save_images"))
-    _check_generalisation_dir(bound("evaluate.generalisation_dir"))
+    gin.get_configurable(Outputs)()
+    _check_generalisation_dir(gin.get_configurable(CIFAR10G)().folder)
     suite = bound("evaluate.suite")  # None, or gin's reference @[scope/]NoiseSuite()
     scoped = getattr(suite, "_scoped_selector", None) if suite is not None else "NoiseSuite"
     if scoped is not None and scoped.rpartition("/")[2] == "NoiseSuite":
@@ -195,9 +188,8 @@ def _check_generalisation_dir(folder):
 
 
 @gin.configurable(module="bioflow", denylist=["loaded"])
-def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=0, generalisation_dir=None,
-             perturb_generalisation=False, save_predictions=False, save_images=False, progress=None, force=False,
-             layout=None, perturbed_dtype="float32", loaded=None):
+def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, n_images=None, batch_size=64, seed=0,
+             progress=None, force=False, loaded=None):
     """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
 
     Args:
@@ -205,21 +197,14 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
         data: the run's :class:`DataPipeline` (default: from the gin config, e.g. the run's
             ``operative_config.gin``); only its test split is used, and its classes must be the
             ones the model was trained on.
-        suite: a :class:`bioflow.noise.NoiseSuite` (default: the paper's suite).
+        suite: a :class:`bioflow.noise.NoiseSuite` (default: ``NoiseSuite()`` through gin: the paper's suite).
+        cifar10g: a :class:`~bioflow.settings.CIFAR10G`: the CIFAR-10G copy and whether to perturb it
+            (default: ``CIFAR10G()`` through gin; its default skips CIFAR-10G).
+        outputs: an :class:`~bioflow.settings.Outputs`: predictions, image files and the original's
+            table layout (default: ``Outputs()`` through gin).
         n_images: evaluate on the first ``n_images`` test images (default: all).
-        generalisation_dir: a CIFAR-10G copy (the folder holding ``224x224/``), ``'download'`` to
-            fetch it from GitHub, or None to skip.
-        perturb_generalisation: also run the noise suite on each CIFAR-10G set.
-        save_predictions: write ``predictions.csv`` (per-image probabilities).
-        save_images: ``True`` (or ``'grid'``) writes a PNG grid of perturbed examples per noise under
-            ``images/``; ``'all'`` also writes every perturbed image, as the original's
-            ``--save_images`` did, to ``images/<set>/<noise>/L<level index>_<level>_<index>.png``.
+        batch_size, seed: the prediction batch, and the seed of the stochastic perturbations.
         force: evaluate a run that is not complete (its current ``model.keras``).
-        perturbed_dtype: ``'float32'`` (bioflow's) or ``'float16'``: the original switched Keras to
-            float16 before its perturbation tests, so its perturbed 0..255 images were float16 (at
-            contrast 0.01, a few dozen grey levels); the clean passes stay float32, as its were.
-        layout: ``'bionet'`` also writes the tables in the original code's layout under
-            ``results/bionet/`` (:func:`bioflow.bionet_layout.write`), for its analysis scripts.
         loaded: ``(model, run_info)`` to evaluate instead of the run's (a zoo entry); ``run_dir``
             then only receives ``results/``.
 
@@ -228,30 +213,24 @@ def evaluate(run_dir, data=None, suite=None, n_images=None, batch_size=64, seed=
     folders of killed evaluations are removed by the next one.
     """
     _check_n_images(n_images)
-    _check_numbers(batch_size, seed, dict(perturb_generalisation=perturb_generalisation,
-                                          save_predictions=save_predictions, force=force))
-    _check_save_images(save_images)
-    check_choice(perturbed_dtype, ("float32", "float16"), "evaluate.perturbed_dtype", "dtypes")
-    if layout not in LAYOUTS:
-        raise BioflowError(f"Unknown evaluate.layout {layout!r}; valid layouts are None or 'bionet'.")
-    _check_generalisation_dir(generalisation_dir)  # before any work
+    _check_numbers(batch_size, seed, dict(force=force))
+    cifar10g = cifar10g if cifar10g is not None else gin.get_configurable(CIFAR10G)()
+    outputs = outputs if outputs is not None else gin.get_configurable(Outputs)()
+    _check_generalisation_dir(cifar10g.folder)  # before any work
     run = pathlib.Path(run_dir)
     if loaded is None and not run.is_dir():
         raise BioflowError(f"Run directory {run} does not exist.")
     with rundir.locked(run, action="evaluate"), rundir.sigterm_as_interrupt():
         _remove_orphans(run)
-        return _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir,
-                                perturb_generalisation, save_predictions, save_images, progress, force, loaded, layout,
-                                perturbed_dtype=perturbed_dtype)
+        model, info = loaded if loaded is not None else rundir.load_run(run, force)
+        pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
+        suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
+        sets = evaluation_sets(pipeline, info["data"], model.input_shape[1], n_images, cifar10g.folder)
+        return _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, batch_size, seed, progress)
 
 
-def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisation_dir, perturb_generalisation,
-                     save_predictions, save_images, progress, force, loaded, layout, perturbed_dtype="float32"):
-    model, info = loaded if loaded is not None else rundir.load_run(run, force)
-    stats = info["data"]
-    pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
-    suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
-    sets = evaluation_sets(pipeline, stats, model.input_shape[1], n_images, generalisation_dir)
+def _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, batch_size, seed, progress):
+    """Compute every table into a temporary folder, then move it into place as ``results/``."""
     with tempfile.TemporaryDirectory(dir=run, prefix=".results.") as tmp:
         tmp_dir = pathlib.Path(tmp) / "results"
         (tmp_dir / "images").mkdir(parents=True)
@@ -260,11 +239,11 @@ def _evaluate_locked(run, data, suite, n_images, batch_size, seed, generalisatio
             return _png_writer(tmp_dir / "images" / set_name / name, li, level)
 
         result = robustness(model, info, sets, suite, batch_size=batch_size, seed=seed,
-                            perturb_generalisation=perturb_generalisation, save_predictions=save_predictions,
-                            example_grids=bool(save_images), image_sink=image_sink if save_images == "all" else None,
-                            progress=progress, perturbed_dtype=perturbed_dtype)
+                            perturb_generalisation=cifar10g.perturb, save_predictions=outputs.predictions,
+                            example_grids=bool(outputs.images),
+                            image_sink=image_sink if outputs.images == "all" else None, progress=progress)
         write_results(tmp_dir, result)
-        if layout == "bionet":
+        if outputs.layout == "bionet":
             from bioflow import bionet_layout
 
             history = pd.read_csv(run / "history.csv") if (run / "history.csv").is_file() else None
@@ -314,8 +293,7 @@ class Robustness:
 
 def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSuite, *, batch_size=64, seed=0,
                perturb_generalisation=False,
-               save_predictions=False, example_grids=False, image_sink=None, progress=None,
-               perturbed_dtype="float32") -> Robustness:
+               save_predictions=False, example_grids=False, image_sink=None, progress=None) -> Robustness:
     """Evaluate ``model`` on ``sets`` (see :func:`evaluation_sets`): clean, then every (noise, level).
 
     Writes nothing; ``image_sink(set, noise, level index, level)``, when given, returns a function
@@ -326,7 +304,7 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
     background = stats["mean"] / 255.0
     meta = dict(Model=info.get("model", model.name), Convolution=arch.convolution, Base=arch.base,
                 Weights=info.get("weights") or "none", Trial=info.get("trial"), Seed=info.get("seed"))
-    ev = _Evaluator(model, stats, batch_size, seed, background, save_predictions, perturbed_dtype)
+    ev = _Evaluator(model, stats, batch_size, seed, background, save_predictions, suite.dtype)
     noisy_sets = [s for s in sets if s == "test" or perturb_generalisation]
     jobs = [(s, name, li, level) for s in noisy_sets for name, levels in suite.items()
             for li, level in enumerate(levels)]
@@ -372,7 +350,7 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
     generalisation = pd.DataFrame(gen_rows, columns=GENERALISATION_COLUMNS)
     aucs = metrics.auc_table(perturbation[perturbation["Set"] == "test"]) if pert_rows else pd.DataFrame()
     summary = dict(model=meta["Model"], clean_accuracy=clean["test"], n_images=len(sets["test"][1]),
-                   perturbed_dtype=perturbed_dtype,
+                   perturbed_dtype=suite.dtype,
                    auc={row["Noise"]: row["AUC"] for _, row in aucs.iterrows()},
                    generalisation={r["Set"]: r["Accuracy"] for r in gen_rows},
                    suite={name: list(levels) for name, levels in suite.items()})

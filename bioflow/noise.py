@@ -15,7 +15,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from bioflow.errors import BioflowError
+from bioflow.errors import BioflowError, check_choice
 from bioflow.registry import NOISES
 
 #: The background grey: the CIFAR-10 training mean (nearest, 224×224) / 255.
@@ -403,6 +403,8 @@ def _phase_scrambling_symmetric(x, width, ctx):
 
 #: The most levels one noise of a suite may have (each level is a pass over the test set).
 MAX_LEVELS = 256
+#: ``NoiseSuite.dtype``: the dtypes perturbed images may reach the network in.
+DTYPES = ("float32", "float16")
 
 
 @gin.register(module="bioflow")
@@ -412,9 +414,15 @@ class NoiseSuite:
     Args:
         noises: the perturbation names, in order.
         levels: optional ``{name: [levels]}`` overrides of the registered levels.
+        dtype: the dtype of the perturbed images that reach the network: ``'float32'`` (bioflow's)
+            or ``'float16'``: the original switched Keras to float16 before its perturbation tests,
+            so its perturbed 0..255 images were float16 (at contrast 0.01, a few dozen grey levels);
+            the clean passes stay float32, as its were.
     """
 
-    def __init__(self, noises=PAPER, levels=None):
+    def __init__(self, noises=PAPER, levels=None, dtype="float32"):
+        check_choice(dtype, DTYPES, "NoiseSuite.dtype", "dtypes")
+        self.dtype = dtype
         if isinstance(noises, str) or not isinstance(noises, (list, tuple)) or not noises:
             raise BioflowError(f"NoiseSuite.noises must be a non-empty list of noise names, got {noises!r}.")
         if levels is not None and not isinstance(levels, dict):

@@ -28,20 +28,17 @@ from bioflow import architecture, bindings, safe_gin, zoo as zoo_lib
 from bioflow._version import __version__
 from bioflow.bases.imagenet import fold_input_normalisation
 from bioflow.data import DataPipeline
-from bioflow.errors import BioflowError, check_choice, choices, user_message
+from bioflow.errors import BioflowError, user_message
 from bioflow.evaluate import check_settings, evaluate
 from bioflow.io import atomic_path, atomic_write, write_json
 from bioflow.model import build_model
 from bioflow.provenance import git_commit
+from bioflow.settings import Execution, Fit, current_key
 from bioflow.training import rundir
 from bioflow.training.loop import Interrupted, Trainer  # noqa: F401 (Interrupted: for callers)
-from bioflow.training.optimizers import UPDATE_RULES, make_optimizer
+from bioflow.training.optimizers import make_optimizer
 from bioflow.training.strategy import is_chief, make_strategy, worker_id
-from bioflow.validation import MAX_BATCH, MAX_EPOCHS, check_bool, check_int, check_number, check_positive_int
-
-PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
-#: How trials are seeded (``train.seeding``): see :func:`train`.
-SEEDINGS = ("per_trial", "original")
+from bioflow.validation import check_bool, check_int, check_positive_int
 
 
 def trial_seed(seed, trial):
@@ -63,66 +60,43 @@ def _bound(key):
 
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
-    """What ``train`` was asked to do, checked (the output of :func:`configure`)."""
+    """What ``train`` was asked to do, checked, with what follows from it (the output of :func:`configure`)."""
 
     label: str
     trial: int
     seed: int
-    rng_seed: int
-    data_seed: int
-    seeding: str
-    epochs: int
-    global_batch: int
-    optimizer: str
-    update_rule: str
-    learning_rate: float
-    decay: float
-    plateau: tuple
-    strategy_name: str
+    fit: Fit
+    execution: Execution
+    rng_seed: int  # the initial weights' seed: (seed, trial)
+    data_seed: int  # the data order's and augmentation's seed (Fit.seeding)
     strategy: tf.distribute.Strategy
     replicas: int
     chief: bool
-    mixed_precision: str | None
-    jit_compile: bool
-    tensorboard: bool
-    progress: str | None
-    clean: bool
-    resume: bool
-    skip_test: bool
-    publish: str | None
-    zoo: str | None
+    clean: bool = False
+    resume: bool = False
+    skip_test: bool = False
+    publish: str | None = None
+    zoo: str | None = None
+
+    @property
+    def global_batch(self) -> int:
+        return self.fit.batch_size
 
 
 @gin.configurable(module="bioflow")
-def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_size=32, optimizer="RMSprop",
-          update_rule="keras2", seeding="per_trial", learning_rate=1e-4, decay=1e-6, plateau_factor=0.2,
-          plateau_patience=5, min_learning_rate=1e-8,
-          data=None, strategy="default", mixed_precision=None, jit_compile=False, tensorboard=False,
-          deterministic_ops=False, clean=False, resume=False, skip_test=False, publish=None, zoo=None, progress=None):
+def train(workdir="runs", label="default", trial=1, seed=42, fit=None, execution=None, data=None, clean=False,
+          resume=False, skip_test=False, publish=None, zoo=None):
     """Train the network that ``build_model`` declares, on ``data``, into a run directory.
 
     Args:
         workdir, label, trial, seed: the run is ``<workdir>/<label>/<model>_t<trial>_s<seed>/``.
-        epochs: the length of the run (a finished run with more epochs asked continues with ``resume``).
-        batch_size: the global batch: images per optimiser step over all replicas (each replica gets
-            ``batch_size / replicas``), so results do not depend on the hardware.
-        optimizer: SGD, RMSprop, Adagrad, Adadelta, Adam, Adamax or Nadam.
-        update_rule: ``'keras2'`` (the original's Keras 2 updates: RMSprop's ε outside the root, …) or
-            ``'keras3'`` (Keras 3's classes); see :mod:`bioflow.training.optimizers`.
-        seeding: ``'per_trial'`` (bioflow's: weights, data order and augmentation all from
-            ``(seed, trial)``) or ``'original'`` (the original's: data order and augmentation from
-            ``seed`` alone, the same in every trial, so trials differ only in their initial weights,
-            which bioflow seeds from ``(seed, trial)`` where the original left them unseeded).
-        learning_rate, decay: rate ``lr / (1 + decay · step)`` (Keras 2's ``decay``).
-        plateau_factor, plateau_patience, min_learning_rate: reduce-on-plateau of ``val_loss``.
+        fit: a :class:`~bioflow.settings.Fit`: epochs, the global batch, the optimiser, its
+            schedule and the trials' seeding (default: ``Fit()`` through gin, so ``Fit.epochs = 6`` applies).
+        execution: an :class:`~bioflow.settings.Execution`: the strategy, precision, XLA,
+            determinism, TensorBoard and progress (default: ``Execution()`` through gin).
         data: a :class:`DataPipeline` (default: ``DataPipeline()`` through gin, so its bindings apply).
-        strategy: ``'default'``, ``'mirrored'`` or ``'multi_worker'``.
-        mixed_precision: None, ``'mixed_float16'`` or ``'mixed_bfloat16'``.
-        jit_compile: compile the train and eval steps with XLA.
-        tensorboard: write TensorBoard logs under ``logs/``.
-        deterministic_ops: make TensorFlow ops deterministic (slower).
         clean: delete the run directory and start over.
-        resume: continue a finished run when ``epochs`` is larger than its epochs so far.
+        resume: continue a finished run when ``Fit.epochs`` is larger than its epochs so far.
         skip_test: skip the robustness evaluation (``bioflow.evaluate.evaluate``) after training.
         publish: ``'NAME'`` or ``'NAME@VERSION'``: publish the finished run to the zoo (a run already
             published under NAME is not published again).
@@ -133,13 +107,9 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
     The steps: :func:`configure`, :func:`build`, then, holding the run's lock, restore (the run's
     state and checkpoint), fit, finalise (model, curves, run.json, evaluation) and publish.
     """
-    s = configure(label=label, trial=trial, seed=seed, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                  update_rule=update_rule, seeding=seeding,
-                  learning_rate=learning_rate, decay=decay,
-                  plateau=(plateau_factor, plateau_patience, min_learning_rate), strategy=strategy,
-                  mixed_precision=mixed_precision, jit_compile=jit_compile, tensorboard=tensorboard,
-                  deterministic_ops=deterministic_ops, clean=clean, resume=resume, skip_test=skip_test,
-                  publish=publish, zoo=zoo, progress=progress)
+    s = configure(label=label, trial=trial, seed=seed, fit=fit if fit is not None else gin.get_configurable(Fit)(),
+                  execution=execution if execution is not None else gin.get_configurable(Execution)(),
+                  clean=clean, resume=resume, skip_test=skip_test, publish=publish, zoo=zoo)
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
     model = build(s)
     run = rundir.run_dir(workdir, label, model.name, trial, seed)
@@ -158,52 +128,34 @@ def train(workdir="runs", label="default", trial=1, seed=42, epochs=100, batch_s
             raise
 
 
-def configure(*, label, trial, seed, epochs, batch_size, strategy, mixed_precision, deterministic_ops, seeding,
-              **rest):
+def configure(*, label, trial, seed, fit, execution, clean=False, resume=False, skip_test=False, publish=None,
+              zoo=None):
     """Check the settings, make the strategy and set the process-wide state (precision, seeds)."""
-    if mixed_precision not in PRECISIONS:
-        raise BioflowError(f"Unknown mixed_precision {mixed_precision!r}; valid values are None, "
-                           f"{choices(p for p in PRECISIONS if p)}.")
-    for key, value, most in (("epochs", epochs, MAX_EPOCHS), ("batch_size", batch_size, MAX_BATCH),
-                             ("trial", trial, 1_000_000)):
-        check_positive_int(value, f"train.{key}", maximum=most)
+    if not isinstance(fit, Fit) or not isinstance(execution, Execution):
+        raise BioflowError(f"train.fit must be a Fit and train.execution an Execution (@Fit(), @Execution()), got "
+                           f"{type(fit).__name__} and {type(execution).__name__}.")
+    check_positive_int(trial, "train.trial", maximum=1_000_000)
     check_int(seed, "train.seed")
-    check_choice(seeding, SEEDINGS, "train.seeding", "seedings")
-    _check_rates(**rest)
+    for key, value in (("clean", clean), ("resume", resume), ("skip_test", skip_test)):
+        check_bool(value, f"train.{key}")
     rundir.check_path_name(label, "The label")
-    dist = make_strategy(strategy)
-    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+    dist = make_strategy(execution.strategy)
+    keras.mixed_precision.set_global_policy(execution.mixed_precision or "float32")
     rng_seed = trial_seed(seed, trial)
     keras.utils.set_random_seed(rng_seed)
-    if deterministic_ops:
+    if execution.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     elif tf_config.is_op_determinism_enabled():  # left on by an earlier run in this process (a reused sweep worker)
         tf_config.disable_op_determinism()
     replicas = dist.num_replicas_in_sync
-    if batch_size % replicas:
-        raise BioflowError(f"train.batch_size = {batch_size} is the global batch and must divide evenly over the "
-                           f"{replicas} replicas of the {strategy!r} strategy: use a multiple of {replicas}, "
-                           f"e.g. {max(replicas, batch_size // replicas * replicas)}.")
-    data_seed = rng_seed if seeding == "per_trial" else int(seed) % (2**31 - 1)
-    return RunSettings(label=label, trial=trial, seed=seed, rng_seed=rng_seed, data_seed=data_seed, seeding=seeding,
-                       epochs=epochs, global_batch=batch_size,
-                       strategy_name=strategy, strategy=dist, replicas=replicas, chief=is_chief(),
-                       mixed_precision=mixed_precision, **rest)
-
-
-def _check_rates(*, learning_rate, decay, plateau, jit_compile, tensorboard, clean, resume, skip_test, update_rule,
-                 **_):
-    """The numbers and switches of ``train`` (the optimizer's name, strategy and precision are checked where used)."""
-    check_choice(update_rule, UPDATE_RULES, "train.update_rule", "update rules")
-    check_number(learning_rate, "train.learning_rate", above=0)
-    check_number(decay, "train.decay", minimum=0)
-    factor, patience, min_rate = plateau
-    check_number(factor, "train.plateau_factor", above=0, maximum=1)
-    check_positive_int(patience, "train.plateau_patience", minimum=0)
-    check_number(min_rate, "train.min_learning_rate", minimum=0)
-    for key, value in (("jit_compile", jit_compile), ("tensorboard", tensorboard), ("clean", clean),
-                       ("resume", resume), ("skip_test", skip_test)):
-        check_bool(value, f"train.{key}")
+    if fit.batch_size % replicas:
+        raise BioflowError(f"Fit.batch_size = {fit.batch_size} is the global batch and must divide evenly over the "
+                           f"{replicas} replicas of the {execution.strategy!r} strategy: use a multiple of "
+                           f"{replicas}, e.g. {max(replicas, fit.batch_size // replicas * replicas)}.")
+    data_seed = rng_seed if fit.seeding == "per_trial" else int(seed) % (2**31 - 1)
+    return RunSettings(label=label, trial=trial, seed=seed, fit=fit, execution=execution, rng_seed=rng_seed,
+                       data_seed=data_seed, strategy=dist, replicas=replicas, chief=is_chief(), clean=clean,
+                       resume=resume, skip_test=skip_test, publish=publish, zoo=zoo)
 
 
 def build(s):
@@ -219,7 +171,7 @@ def build(s):
 def _train_locked(run, model, pipeline, s):
     """The steps ``train`` takes once it holds the run's lock."""
     state, latest, corrupt = restore_state(run, s)
-    if state.get("status") == "complete" and not (s.resume and s.epochs > state.get("epochs_completed", 0)):
+    if state.get("status") == "complete" and not (s.resume and s.fit.epochs > state.get("epochs_completed", 0)):
         print(f"Run {run} is already complete ({state.get('epochs_completed')} epochs); "
               "pass --clean to start over, or --resume with more epochs to continue.")
         if s.chief and not s.skip_test and not (run / "results" / "robustness.json").is_file():
@@ -282,13 +234,14 @@ def prepare_data(model, pipeline, fold_weights):
 def make_trainer(model, pipeline, s):
     """The optimiser and the distributed loop, made in the strategy's scope."""
     if pipeline.splits.n_train // s.global_batch == 0:
-        raise BioflowError(f"The global batch of {s.global_batch} images (train.batch_size) is larger than the "
-                           f"training set of {pipeline.splits.n_train} images; lower train.batch_size.")
+        raise BioflowError(f"The global batch of {s.global_batch} images (Fit.batch_size) is larger than the "
+                           f"training set of {pipeline.splits.n_train} images; lower Fit.batch_size.")
     with s.strategy.scope():
-        opt, base_rate = make_optimizer(s.optimizer, s.learning_rate, s.decay, s.mixed_precision == "mixed_float16",
-                                        update_rule=s.update_rule)
-        return Trainer(s.strategy, model, opt, base_rate, s.global_batch, plateau=s.plateau,
-                       jit_compile=s.jit_compile)
+        fit, execution = s.fit, s.execution
+        opt, base_rate = make_optimizer(fit.optimizer, fit.learning_rate, fit.decay,
+                                        execution.mixed_precision == "mixed_float16", update_rule=fit.update_rule)
+        return Trainer(s.strategy, model, opt, base_rate, s.global_batch, plateau=fit.plateau,
+                       jit_compile=execution.jit_compile)
 
 
 def publish_run(run, s):
@@ -305,11 +258,9 @@ def _checkpoint_epochs(latest):
 
 
 #: Bindings that may change between the sessions of one run: where and how it runs, not what it trains.
-RUN_SETTINGS = tuple(f"bioflow.train.{k}" for k in ("clean", "resume", "skip_test", "publish", "zoo", "progress",
-                                                      "workdir", "tensorboard", "strategy", "jit_compile",
-                                                      "deterministic_ops")) + (
+RUN_SETTINGS = tuple(f"bioflow.train.{k}" for k in ("clean", "resume", "skip_test", "publish", "zoo", "workdir")) + (
     "bioflow.CIFAR10.data_dir", "bioflow.CIFAR10.download")
-RUN_SETTING_PREFIXES = ("bioflow.evaluate.", "bioflow.NoiseSuite.", "bioflow.pull.")
+RUN_SETTING_PREFIXES = ("bioflow.evaluate.", "bioflow.NoiseSuite.", "bioflow.pull.", "bioflow.Execution.")
 
 
 def _check_same_config(run, epochs_may_change):
@@ -319,14 +270,15 @@ def _check_same_config(run, epochs_may_change):
         return
     before = safe_gin.bindings(path.read_text(), str(path))
     now = safe_gin.bindings(gin.operative_config_str(), "the current configuration")
-    ignored = set(RUN_SETTINGS) | ({"bioflow.train.epochs"} if epochs_may_change else set())
+    before = {current_key(k): v for k, v in before.items()}  # a run trained before a key was renamed
+    ignored = set(RUN_SETTINGS) | ({"bioflow.Fit.epochs"} if epochs_may_change else set())
     differ = [k for k in sorted(set(before) | set(now))
               if k not in ignored and not k.startswith(RUN_SETTING_PREFIXES) and before.get(k) != now.get(k)]
     if differ:
         short = {k: k.removeprefix("bioflow.") for k in differ}
         lines = "\n".join(f"  {short[k]}: {before.get(k, '(unset)')} in the run, {now.get(k, '(unset)')} now"
                           for k in differ)
-        hint = (" To train for more epochs, pass --resume." if differ == ["bioflow.train.epochs"] else "")
+        hint = (" To train for more epochs, pass --resume." if differ == ["bioflow.Fit.epochs"] else "")
         raise BioflowError(f"{run} was trained with other bindings than the ones given now:\n{lines}\nContinuing "
                            "would mix two configurations in one run. Use another --label, --trial or --seed for the "
                            f"new configuration, or pass --clean to start this run over.{hint}")
@@ -380,12 +332,12 @@ def fit(run, trainer, pipeline, model, stats, state, history, latest, s):
         atomic_write(run / "operative_config.gin", gin.operative_config_str())
         write_json(run / "run.json", dict(
             {k: v for k, v in state.items() if k != "error"}, status="running", model=model.name,
-            label=s.label, trial=s.trial, seed=s.seed, rng_seed=s.rng_seed, data_seed=s.data_seed, seeding=s.seeding,
-            weights=_bound("build_model.weights"),
-            architecture=architecture.of(model).to_dict(), epochs=s.epochs, epochs_completed=start_epoch,
-            data=stats, strategy=s.strategy_name, replicas=s.replicas, global_batch=s.global_batch,
+            label=s.label, trial=s.trial, seed=s.seed, rng_seed=s.rng_seed, data_seed=s.data_seed,
+            seeding=s.fit.seeding, weights=_bound("build_model.weights"),
+            architecture=architecture.of(model).to_dict(), epochs=s.fit.epochs, epochs_completed=start_epoch,
+            data=stats, strategy=s.execution.strategy, replicas=s.replicas, global_batch=s.global_batch,
             versions=_versions(), git_commit=git_commit()))
-    writer = tf.summary.create_file_writer(str(run / "logs")) if s.tensorboard and chief else None
+    writer = tf.summary.create_file_writer(str(run / "logs")) if s.execution.tensorboard and chief else None
 
     def on_epoch_end(row):
         history.append(row)
@@ -409,8 +361,8 @@ def fit(run, trainer, pipeline, model, stats, state, history, latest, s):
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
         trainer.fit(lambda e: pipeline.train_dataset(s.global_batch, e, s.data_seed),
-                    lambda e: pipeline.validation_dataset(s.global_batch, e, s.data_seed), s.epochs,
-                    pipeline.splits.n_train // s.global_batch, on_epoch_end, progress=s.progress)
+                    lambda e: pipeline.validation_dataset(s.global_batch, e, s.data_seed), s.fit.epochs,
+                    pipeline.splits.n_train // s.global_batch, on_epoch_end, progress=s.execution.progress)
     except BaseException as err:
         if chief:
             _mark_stopped(run, err)
@@ -430,7 +382,7 @@ def finalise(run, model, pipeline, history, seconds, s):
     rundir.plot_learning_curves(run / "learning_curves.png", history, f"{s.label}: {model.name}")
     final = history[-1] if history else {}
     summary = rundir.read_json(run / "run.json")
-    summary.update(status="complete", epochs=s.epochs, epochs_completed=len(history),
+    summary.update(status="complete", epochs=s.fit.epochs, epochs_completed=len(history),
                    seconds=summary.get("seconds", 0.0) + seconds,
                    final={k: final.get(k) for k in rundir.HISTORY_COLUMNS if k != "epoch"},
                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -441,5 +393,5 @@ def finalise(run, model, pipeline, history, seconds, s):
     print(f"\nRun complete: {run}\n"
           f"  model.keras, history.csv, learning_curves.png, run.json, operative_config.gin, checkpoints/"
           + ("" if s.skip_test else ", results/")
-          + (", logs/" if s.tensorboard else "")
+          + (", logs/" if s.execution.tensorboard else "")
           + f"\n  final val_accuracy {final.get('val_accuracy', float('nan')):.4f} after {len(history)} epochs")

@@ -13,9 +13,9 @@ GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
 TINY_GIN = "tiny/base"
 #: The tests' trained run, layered on the quickstart: gin/tiny/small.gin (a 1/16-width VGG-16 on 256
 #: synthetic images), 2 epochs, and no evaluation (which has its own tests, test_evaluate.py).
-TINY_TRAIN = ["include 'tiny/small.gin'", "train.epochs = 2", "train.skip_test = True"]
+TINY_TRAIN = ["include 'tiny/small.gin'", "Fit.epochs = 2", "train.skip_test = True"]
 #: The small evaluation of the session's trained run (and of the report tests' second model).
-EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32", "evaluate.save_images = True",
+EVALUATE_SMALL = ["train.skip_test = False", "evaluate.n_images = 32", "Outputs.images = True",
                   "NoiseSuite.noises = ['uniform', 'contrast', 'high_pass']",
                   "NoiseSuite.levels = {'uniform': [0.0, 0.5, 1.0], 'contrast': [1.0, 0.1, 0.01], "
                   "'high_pass': [100.0, 10.0, 1.0]}"]

@@ -88,16 +88,16 @@ def test_help_and_the_docs_flag_table_come_from_one_declaration():
             assert " ".join(flag.full_help().split())[:40] in text, (command, flag.name)
     assert flags.gin_bindings("evaluate", {"n_images": 3, "suite": "extended", "save_all_images": True,
                                            "force": None}) == [
-        "evaluate.n_images = 3", "include 'noise/extended.gin'", "evaluate.save_images = 'all'"]
+        "evaluate.n_images = 3", "include 'noise/extended.gin'", "Outputs.images = 'all'"]
     assert flags.gin_bindings("explain", {"layer": ("a", "b"), "level": 0.5}) == [
-        "explain.level = 0.5", "explain.layers = ['a', 'b']"]
+        "explain.level = 0.5", "ExplainMethods.layers = ['a', 'b']"]
 
 
 def test_a_flag_is_the_same_binding_as_its_gin_param(tmp_path):
     from bioflow import bindings, config, flags
 
     for flag_name, text, key, value in (("--label", "x y", "train.label", "x y"), ("--trial", "3", "train.trial", 3),
-                                        ("--cifar10g", str(tmp_path), "evaluate.generalisation_dir", str(tmp_path)),
+                                        ("--cifar10g", str(tmp_path), "CIFAR10G.folder", str(tmp_path)),
                                         ("--resume", True, "train.resume", True)):
         flag = next(f for f in flags.FLAGS["train"] if flag_name in f.spellings)
         config.parse(["quickstart"], flags.gin_bindings("train", {flag.key: flag.kind(text)}))

@@ -9,13 +9,14 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from bioflow import config, metrics, noise
+from bioflow import config, metrics, noise, settings
 from bioflow.cli import main
 from bioflow.data import DataPipeline
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.evaluate import evaluate
 from bioflow.runner import train
+from bioflow.settings import Outputs
 from helpers import CIFAR10G, TINY_TRAIN, needs_cifar10g
 
 SMALL_SUITE = {"uniform": [0.0, 0.5, 1.0], "contrast": [1.0, 0.1, 0.01], "rotation": [0, 90, 180, 270]}
@@ -51,7 +52,7 @@ GENERALISATION_LAYOUT = tuple("Model, Convolution, Base, Weights, Trial, Seed, S
 
 def test_end_to_end_tables(tiny_run):
     config.parse([str(tiny_run / "operative_config.gin")])
-    summary = evaluate(tiny_run, suite=small_suite(), n_images=40, save_predictions=True, save_images=True)
+    summary = evaluate(tiny_run, suite=small_suite(), n_images=40, outputs=Outputs(predictions=True, images=True))
     results = tiny_run / "results"
     pert = pd.read_csv(results / "perturbation.csv")
     assert tuple(pert.columns) == PERTURBATION_LAYOUT
@@ -78,7 +79,7 @@ def test_end_to_end_tables(tiny_run):
 def test_save_all_images_writes_every_perturbed_image(tiny_run):
     config.parse([str(tiny_run / "operative_config.gin")])
     suite = noise.NoiseSuite(noises=["invert", "uniform"], levels={"invert": [0, 1], "uniform": [0.0, 0.5]})
-    evaluate(tiny_run, suite=suite, n_images=7, batch_size=4, save_images="all", seed=3)
+    evaluate(tiny_run, suite=suite, n_images=7, batch_size=4, outputs=Outputs(images="all"), seed=3)
     images = tiny_run / "results" / "images"
     inverted = sorted(p.name for p in (images / "test" / "invert").iterdir())
     assert inverted == [f"L{li:02d}_{lv}_{i:05d}.png" for li, lv in enumerate((0, 1)) for i in range(7)]
@@ -94,8 +95,8 @@ def test_save_all_images_writes_every_perturbed_image(tiny_run):
     noisy = png(images / "test" / "uniform" / "L01_0.5_00003.png") / 255
     expected = noise.apply("uniform", clean[None, ..., None] / 255.0, 0.5, seed=3, indices=[3]).numpy()[0, ..., 0]
     assert np.abs(noisy - expected).max() <= 1 / 255 + 1e-6  # the perturbation of image 3, by its index
-    with pytest.raises(BioflowError, match="'grid' or 'all', got 'every'"):
-        evaluate(tiny_run, suite=suite, n_images=7, save_images="every")
+    with pytest.raises(BioflowError, match="Outputs.images must be False, True, 'grid' or 'all', got 'every'"):
+        Outputs(images="every")
 
 
 @needs_cifar10g
@@ -110,7 +111,7 @@ def test_generalisation_on_cifar10g(tiny_run, tmp_path):
     pipeline = gin.get_configurable(DataPipeline)()
     pipeline.splits = dataclasses.replace(pipeline.source.load(), class_names=CIFAR10_CLASSES)
     summary = evaluate(run, data=pipeline, suite=noise.NoiseSuite(noises=["invert"]), n_images=16,
-                       generalisation_dir=str(CIFAR10G), perturb_generalisation=True)
+                       cifar10g=settings.CIFAR10G(folder=str(CIFAR10G), perturb=True))
     gen = pd.read_csv(run / "results" / "generalisation.csv")
     assert len(gen) == 6 and gen["Inverted"].sum() == 3
     assert set(gen["Type"]) == {"line_drawings", "contours", "silhouettes"}
@@ -179,7 +180,7 @@ def test_float16_perturbation_holds_the_originals_few_grey_levels(tiny_run):
     assert max(levels["float16"]) <= 40 and min(levels["float32"]) > 100, levels
     np.testing.assert_array_equal(to_0_255(images, "float16").numpy(), np.round(images * 255))  # 8-bit stays exact
     config.parse([str(tiny_run / "operative_config.gin")])
-    summary = evaluate(tiny_run, suite=noise.NoiseSuite(noises=["contrast"]), n_images=16, perturbed_dtype="float16")
+    summary = evaluate(tiny_run, suite=noise.NoiseSuite(noises=["contrast"], dtype="float16"), n_images=16)
     assert summary["perturbed_dtype"] == "float16"
-    with pytest.raises(BioflowError, match="Unknown evaluate.perturbed_dtype 'half'"):
-        evaluate(tiny_run, perturbed_dtype="half")
+    with pytest.raises(BioflowError, match="Unknown NoiseSuite.dtype 'half'"):
+        noise.NoiseSuite(dtype="half")

@@ -226,9 +226,9 @@ def test_explain_refuses_bad_input_and_writes_nothing(tiny_run, zoo_copy, tmp_pa
     assert not (tmp_path / "out").exists()
     result = run(tiny_run, "--noise", "fog")
     assert result.exit_code == 2 and "Unknown noise 'fog'" in result.output
-    for binding, message in (("explain.k = 0", "explain.k must be a positive integer, got 0"),
+    for binding, message in (("ExplainMethods.k = 0", "ExplainMethods.k must be a positive integer, got 0"),
                              ("explain.seed = 'x'", "explain.seed must be an integer, got 'x'"),
-                             ("explain.units = []", "explain.units must be a non-empty list")):
+                             ("ExplainMethods.units = []", "ExplainMethods.units must be a non-empty list")):
         result = run(tiny_run, "--gin-param", binding)
         assert result.exit_code == 2 and message in result.output, result.output
     assert not (tiny_run / "results" / "explain").exists()

@@ -75,7 +75,7 @@ def wait_for(predicate, timeout=300, proc=None):
 
 def test_a_second_process_on_a_running_run_stops_at_once_naming_the_holder(tmp_path, tiny_bindings):
     args = ["train", "--workdir", str(tmp_path),
-            *params(*tiny_bindings, "train.epochs = 60", "Synthetic.n_train = 512")]
+            *params(*tiny_bindings, "Fit.epochs = 60", "Synthetic.n_train = 512")]
     first = bioflow_process(*args)
     run = tmp_path / "quickstart" / "vgg16_gabor_t1_s42"
     try:
@@ -83,14 +83,14 @@ def test_a_second_process_on_a_running_run_stops_at_once_naming_the_holder(tmp_p
         owner = json.loads((run / rundir.OWNER).read_text())
         assert owner["pid"] == first.pid and owner["action"] == "train"
         start = time.monotonic()
-        config.parse(["quickstart"], [*tiny_bindings, "train.epochs = 60", "Synthetic.n_train = 512",
-                                      "train.learning_rate = 0.5"])  # other settings: must not train at all
+        config.parse(["quickstart"], [*tiny_bindings, "Fit.epochs = 60", "Synthetic.n_train = 512",
+                                      "Fit.learning_rate = 0.5"])  # other settings: must not train at all
         with pytest.raises(BioflowError, match=f"is in use: process {first.pid} on .* holds it \\(train since"):
             train(workdir=str(tmp_path))
         result = invoke("evaluate", str(run), "--force")
         assert_clean_error(result, f"process {first.pid}")
         assert time.monotonic() - start < 20
-        assert "train.learning_rate = 0.001" in (run / "operative_config.gin").read_text()
+        assert "Fit.learning_rate = 0.001" in (run / "operative_config.gin").read_text()
         assert first.poll() is None  # the first run goes on
     finally:
         first.send_signal(signal.SIGTERM)
@@ -103,7 +103,7 @@ def test_resume_without_checkpoints_refuses_and_keeps_the_history(run_copy, tiny
     workdir = run_copy.parents[1]
     before = (run_copy / "history.csv").read_text()
     shutil.rmtree(run_copy / "checkpoints")
-    config.parse(["quickstart"], [*tiny_bindings, "train.epochs = 3"])
+    config.parse(["quickstart"], [*tiny_bindings, "Fit.epochs = 3"])
     with pytest.raises(BioflowError, match=r"records 2 epochs, but there is no checkpoint .* pass --clean"):
         train(workdir=str(workdir), label="tiny", resume=True)
     assert (run_copy / "history.csv").read_text() == before
@@ -114,7 +114,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_one_before(run_copy, ti
     workdir = run_copy.parents[1]
     newest = next((run_copy / "checkpoints").glob("ckpt-2.data-*"))
     newest.write_bytes(newest.read_bytes()[:100])  # a copy cut short
-    config.parse(["quickstart"], [*tiny_bindings, "train.epochs = 3"])
+    config.parse(["quickstart"], [*tiny_bindings, "Fit.epochs = 3"])
     train(workdir=str(workdir), label="tiny", resume=True)
     out = capsys.readouterr().out
     assert "Checkpoint ckpt-2 of vgg16_gabor_t1_s42 is corrupt or truncated; resuming from the older ckpt-1" in out
@@ -127,7 +127,7 @@ def test_every_checkpoint_truncated_names_clean(run_copy, tiny_bindings):
     for data in (run_copy / "checkpoints").glob("ckpt-*.data-*"):
         data.write_bytes(data.read_bytes()[:100])
     result = invoke("train", "--workdir", str(run_copy.parents[1]), "--label", "tiny", "--resume",
-                    *params(*tiny_bindings, "train.epochs = 3"))
+                    *params(*tiny_bindings, "Fit.epochs = 3"))
     assert_clean_error(result, "Every checkpoint of", "is corrupt or truncated (ckpt-2, ckpt-1)", "Pass --clean")
 
 
@@ -137,7 +137,7 @@ def test_history_ahead_of_its_checkpoint_is_refused(run_copy, tiny_bindings):
     rundir.write_history(run_copy / "history.csv", rows + [dict(rows[-1], epoch=2)])
     info = json.loads((run_copy / "run.json").read_text())
     (run_copy / "run.json").write_text(json.dumps(dict(info, status="running")))  # as if killed
-    config.parse(["quickstart"], [*tiny_bindings, "train.epochs = 2"])
+    config.parse(["quickstart"], [*tiny_bindings, "Fit.epochs = 2"])
     with pytest.raises(BioflowError, match="records 3 epochs, but the newest checkpoint holds 2"):
         train(workdir=str(workdir), label="tiny")
     assert len(rundir.read_history(run_copy / "history.csv")) == 3
@@ -156,14 +156,14 @@ def test_pending_history_matching_the_checkpoint_is_completed(tmp_path):
 
 def test_changed_hyper_parameters_are_refused_with_the_differences(run_copy, tiny_bindings):
     workdir = run_copy.parents[1]
-    config.parse(["quickstart"], [*tiny_bindings, "train.learning_rate = 0.01", "Synthetic.n_train = 128",
-                                  "train.epochs = 3"])
+    config.parse(["quickstart"], [*tiny_bindings, "Fit.learning_rate = 0.01", "Synthetic.n_train = 128",
+                                  "Fit.epochs = 3"])
     with pytest.raises(BioflowError) as info:
         train(workdir=str(workdir), label="tiny", resume=True)
     message = str(info.value)
-    assert "train.learning_rate: 0.001 in the run, 0.01 now" in message
+    assert "Fit.learning_rate: 0.001 in the run, 0.01 now" in message
     assert "Synthetic.n_train: 256 in the run, 128 now" in message
-    assert "train.epochs" not in message  # more epochs is what --resume is for
+    assert "Fit.epochs" not in message  # more epochs is what --resume is for
     info = json.loads((run_copy / "run.json").read_text())
     assert info["status"] == "complete" and info["epochs_completed"] == 2
 
@@ -172,10 +172,10 @@ def test_more_epochs_on_an_interrupted_run_needs_resume(run_copy, tiny_bindings,
     workdir = run_copy.parents[1]
     info = json.loads((run_copy / "run.json").read_text())
     (run_copy / "run.json").write_text(json.dumps(dict(info, status="interrupted")))
-    config.parse(["quickstart"], [*tiny_bindings, "train.epochs = 3"])
-    with pytest.raises(BioflowError, match="(?s)train.epochs: 2 in the run, 3 now.* pass --resume"):
+    config.parse(["quickstart"], [*tiny_bindings, "Fit.epochs = 3"])
+    with pytest.raises(BioflowError, match="(?s)Fit.epochs: 2 in the run, 3 now.* pass --resume"):
         train(workdir=str(workdir), label="tiny")
-    config.parse(["quickstart"], [*tiny_bindings, "train.epochs = 3"])
+    config.parse(["quickstart"], [*tiny_bindings, "Fit.epochs = 3"])
     train(workdir=str(workdir), label="tiny", resume=True)
     assert [r["epoch"] for r in rundir.read_history(run_copy / "history.csv")] == [0, 1, 2]
     assert "from epoch 3" in capsys.readouterr().out
@@ -193,7 +193,7 @@ def test_names_that_would_write_outside_the_workdir_are_refused(tmp_path, option
 # -- failures leave nothing that looks alive ---------------------------------------------------------
 
 def test_an_impossible_batch_size_fails_before_training_and_leaves_no_run(tmp_path, tiny_bindings):
-    result = invoke("train", "--workdir", str(tmp_path), *params(*tiny_bindings, "train.batch_size = 100000"))
+    result = invoke("train", "--workdir", str(tmp_path), *params(*tiny_bindings, "Fit.batch_size = 100000"))
     assert_clean_error(result, "global batch of 100000 images", "larger than the training set of 256 images")
     assert not (tmp_path / "quickstart" / "vgg16_gabor_t1_s42").exists()
 
@@ -289,7 +289,7 @@ def test_a_wrong_cifar10g_folder_is_an_error_not_a_download(run_copy, tmp_path, 
     assert_clean_error(result, "is not a CIFAR-10G copy", f"expected {expected}/<set>/<class>")
     assert time.monotonic() - start < 10
     result = invoke("train", "--workdir", str(tmp_path / "runs"), *params(
-        *tiny_bindings, "train.skip_test = False", f"evaluate.generalisation_dir = '{tmp_path / 'not_cifar'}'"))
+        *tiny_bindings, "train.skip_test = False", f"CIFAR10G.folder = '{tmp_path / 'not_cifar'}'"))
     assert_clean_error(result, "is not a CIFAR-10G copy")  # before training, not after
     assert not list((tmp_path / "runs").rglob("history.csv"))
 
@@ -315,8 +315,8 @@ def test_seed_runs_offline_without_cifar10g_stop_before_training(gin_file, tmp_p
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))  # nothing prepared there
     result = invoke("train", "--gin", gin_file, "--gin", "tiny/base", "--workdir", str(tmp_path / "runs"))
     assert_clean_error(result, "Cannot download CIFAR-10G: cannot reach 127.0.0.1:9", "--cifar10g DIR")
-    assert gin.query_parameter("evaluate.generalisation_dir") == "download"
-    assert gin.query_parameter("evaluate.perturb_generalisation") is True
+    assert gin.query_parameter("CIFAR10G.folder") == "download"
+    assert gin.query_parameter("CIFAR10G.perturb") is True
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.csv"))
 
 
@@ -357,7 +357,7 @@ def test_constant_images_are_an_error_not_nan(tmp_path, tiny_bindings):
     data = image_folder(tmp_path / "data", ["a", "b"], value=128)
     result = invoke("train", "--workdir", str(tmp_path / "runs"), *params(
         *tiny_bindings, "DataPipeline.source = @ImageFolder()", f"ImageFolder.path = '{data}'",
-        "build_model.classes = 2", "train.batch_size = 2"))
+        "build_model.classes = 2", "Fit.batch_size = 2"))
     assert_clean_error(result, "pixel standard deviation of 0", "every training pixel is 128")
     assert not list(tmp_path.rglob("run.json"))
 
@@ -376,13 +376,13 @@ DISK_FULL = textwrap.dedent("""\
     set -u
     mount -t tmpfs -o size=64m tmpfs "$MNT"
     run() { "$BIOFLOW_CMD" train --workdir "$MNT/runs" $BINDINGS "$@"; }
-    run --gin-param "train.epochs = 1" > "$OUT/first.txt" 2>&1; echo $? > "$OUT/first.rc"
+    run --gin-param "Fit.epochs = 1" > "$OUT/first.txt" 2>&1; echo $? > "$OUT/first.rc"
     dd if=/dev/zero of="$MNT/filler" bs=1M 2>/dev/null
     truncate -s -40K "$MNT/filler"   # 40 KB free: the next checkpoint does not fit
-    run --resume --gin-param "train.epochs = 3" > "$OUT/full.txt" 2>&1; echo $? > "$OUT/full.rc"
+    run --resume --gin-param "Fit.epochs = 3" > "$OUT/full.txt" 2>&1; echo $? > "$OUT/full.rc"
     cp "$MNT/runs/quickstart/vgg16_gabor_t1_s42/history.csv" "$OUT/history_full.csv"
     rm "$MNT/filler"
-    run --resume --gin-param "train.epochs = 3" > "$OUT/resumed.txt" 2>&1; echo $? > "$OUT/resumed.rc"
+    run --resume --gin-param "Fit.epochs = 3" > "$OUT/resumed.txt" 2>&1; echo $? > "$OUT/resumed.rc"
     cp "$MNT/runs/quickstart/vgg16_gabor_t1_s42/history.csv" "$OUT/history.csv"
     cp "$MNT/runs/quickstart/vgg16_gabor_t1_s42/run.json" "$OUT/run.json"
 """)
@@ -403,7 +403,7 @@ def test_a_full_disk_is_one_clear_message_and_the_run_resumes(tmp_path, tiny_bin
     mnt, out = tmp_path / "mnt", tmp_path / "out"
     mnt.mkdir()
     out.mkdir()
-    bindings = " ".join(f"--gin-param {shlex.quote(b)}" for b in tiny_bindings if not b.startswith("train.epochs"))
+    bindings = " ".join(f"--gin-param {shlex.quote(b)}" for b in tiny_bindings if not b.startswith("Fit.epochs"))
     env = dict(ENV, MNT=str(mnt), OUT=str(out), BINDINGS=bindings,
                BIOFLOW_CMD=BIOFLOW or f"{sys.executable} -m bioflow.cli")
     script = DISK_FULL.replace("$BINDINGS", bindings)
@@ -508,8 +508,8 @@ def test_a_report_names_empty_or_garbage_tables_and_renders_the_rest(tiny_entry,
     (["NoiseSuite.levels = {'uniform': []}"], "NoiseSuite.levels['uniform'] must list 1 to 256 levels"),
     (["NoiseSuite.levels = {'uniform': [" + ", ".join(["0.5"] * 300) + "]}"],
      "NoiseSuite.levels['uniform'] must list 1 to 256 levels (the paper uses 11), got 300"),
-    (["train.learning_rate = -1.0"], "train.learning_rate must be a finite number > 0"),
-    (["train.epochs = 10000000"], "train.epochs must be at most 100,000, got 10000000"),
+    (["Fit.learning_rate = -1.0"], "Fit.learning_rate must be a finite number > 0"),
+    (["Fit.epochs = 10000000"], "Fit.epochs must be at most 100,000, got 10000000"),
     (["DataPipeline.source = @DataPipeline()"], "refer back to themselves (DataPipeline.source → DataPipeline)"),
     (["A = %B", "B = %A", "train.seed = %A"], "refer back to themselves (%A → %B → %A)"),
 ])
@@ -536,7 +536,7 @@ def test_a_huge_sweep_is_refused_at_once_and_a_large_one_says_what_it_expands(tm
     assert time.time() - start < 10
     pytest.importorskip("ray", reason="bioflow sweep needs the ray extra")
     rates = ", ".join(f"{0.001 * i:.3f}" for i in range(1, 102))
-    sweep.write_text(f"include 'tiny/sweep.gin'\nSweep.trials = 1\nSweep.axes = {{'train.learning_rate': [{rates}]}}\n")
+    sweep.write_text(f"include 'tiny/sweep.gin'\nSweep.trials = 1\nSweep.axes = {{'Fit.learning_rate': [{rates}]}}\n")
     result = invoke("sweep", "--gin", str(sweep), "--workdir", str(tmp_path / "runs"))
     assert "Sweep tiny_sweep: expanding 101 cells" in result.output
     assert_clean_error(result, "Two cells would train into the same run directory")

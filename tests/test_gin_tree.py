@@ -38,14 +38,14 @@ def test_no_shipped_binding_restates_its_python_default(name):
 
 def test_the_detectors_can_fail(tmp_path):
     twice = tmp_path / "twice.gin"
-    twice.write_text("include 'quickstart.gin'\ntrain.epochs = 2\n")
-    bound = config_trace.trace([str(twice)]).resolved()["train.epochs"]
+    twice.write_text("include 'quickstart.gin'\nFit.epochs = 2\n")
+    bound = config_trace.trace([str(twice)]).resolved()["Fit.epochs"]
     assert [(b.text, b.where) for b in bound] == [("6", "tiny/quickstart.gin:7"), ("2", f"{twice}:2")]
     deep = [tmp_path / f"level{i}.gin" for i in range(5)]
     for i, path in enumerate(deep):
-        path.write_text(f"include '{deep[i + 1]}'\n" if i + 1 < len(deep) else "train.epochs = 3\n")
+        path.write_text(f"include '{deep[i + 1]}'\n" if i + 1 < len(deep) else "Fit.epochs = 3\n")
     assert config_trace.trace([str(deep[0])]).depth() == 4
-    restate = config_trace.trace([], ["train.epochs = 100", "Gabor.sigmas = [8.0]", "train.epochs = 7"]).bindings
+    restate = config_trace.trace([], ["Fit.epochs = 100", "Gabor.sigmas = [8.0]", "Fit.epochs = 7"]).bindings
     assert [config_trace.is_default(b) for b in restate] == [True, True, False]
     assert not config_trace.same_value(True, 1) and config_trace.same_value(1e-4, 0.0001)
 
@@ -56,7 +56,7 @@ def test_an_include_loop_and_a_missing_include_name_the_files(tmp_path):
     b.write_text(f"include '{a}'\n")
     with pytest.raises(BioflowError, match=r"lead back to themselves: .*a\.gin → .*b\.gin → .*a\.gin"):
         config_trace.trace([str(a)])
-    a.write_text("train.epochs = 2\ninclude 'no/such.gin'\n")
+    a.write_text("Fit.epochs = 2\ninclude 'no/such.gin'\n")
     with pytest.raises(BioflowError, match=r"a\.gin: the included file 'no/such.gin' was not found"):
         config_trace.trace([str(a)])
 
@@ -70,10 +70,10 @@ def _gin_value(key):
 
 @pytest.mark.parametrize("name", ["quickstart", "vgg16_rib_rc", "evans2022/sweep", "tiny/sweep", "seed_study/sweep"])
 def test_the_trace_resolves_as_gin_does(name):
-    config.parse([name], ["train.epochs = 3"])
-    resolved = config_trace.trace([name], ["train.epochs = 3"]).resolved()
+    config.parse([name], ["Fit.epochs = 3"])
+    resolved = config_trace.trace([name], ["Fit.epochs = 3"]).resolved()
     ours = {key: bound[-1].value for key, bound in resolved.items()}
-    assert ours.pop("train.epochs") == 3
+    assert ours.pop("Fit.epochs") == 3
     for key, value in ours.items():
         expected = _gin_value(key)
         assert config_trace.same_value(value, expected) or str(value) == expected, key
@@ -83,21 +83,21 @@ def test_the_trace_resolves_as_gin_does(name):
 
 
 def test_bioflow_config_shows_each_binding_once_with_its_source():
-    result = CliRunner().invoke(main, ["config", "--gin", "quickstart", "--gin-param", "train.epochs = 2"])
+    result = CliRunner().invoke(main, ["config", "--gin", "quickstart", "--gin-param", "Fit.epochs = 2"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("# quickstart: 18 bindings from 8 files")
     keys = [line[2:].split(" = ")[0] for line in lines[1:]]
     assert len(keys) == len(set(keys)) == 18
     row = {line[2:].split(" = ")[0]: line for line in lines[1:]}
-    assert row["train.epochs"].startswith("* train.epochs = 2") and "--gin-param:1" in row["train.epochs"]
-    assert "overrides 6 at tiny/quickstart.gin:7" in row["train.epochs"]
+    assert row["Fit.epochs"].startswith("* Fit.epochs = 2") and "--gin-param:1" in row["Fit.epochs"]
+    assert "overrides 6 at tiny/quickstart.gin:7" in row["Fit.epochs"]
     assert row["build_model.base"].startswith("  ") and "(the Python default)" in row["build_model.base"]
     assert "# tiny/base.gin:3  (default (224, 224, 1))" in row["build_model.input_shape"]
     view = json.loads(CliRunner().invoke(main, ["config", "--gin", "quickstart", "--json"]).output)
     assert {f["file"] for f in view["files"]} >= {"quickstart.gin", "tiny/quickstart.gin", "filterbank/gabor.gin"}
-    assert next(b for b in view["bindings"] if b["key"] == "train.seeding") == {
-        "key": "train.seeding", "value": "'original'", "source": "train/base.gin:4", "default": "'per_trial'",
+    assert next(b for b in view["bindings"] if b["key"] == "Fit.seeding") == {
+        "key": "Fit.seeding", "value": "'original'", "source": "train/paper.gin:4", "default": "'per_trial'",
         "differs": True, "overrides": []}
 
 

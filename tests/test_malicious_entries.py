@@ -150,7 +150,7 @@ def assert_nothing_installed(root):
 # -- the restricted gin reader -------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, line, fragment", [
-    ("train.epochs = 2\nimport os\n", 2, "it imports 'os'"),
+    ("Fit.epochs = 2\nimport os\n", 2, "it imports 'os'"),
     ("from os import path\n", 1, "it imports 'os.path'"),
     ("from __gin__ import dynamic_registration\n", 1, "dynamic registration"),
     ("include 'other.gin'\n", 1, "it includes 'other.gin'"),
@@ -180,7 +180,7 @@ def test_restricted_reader_accepts_a_real_operative_config(tiny_entry):
     checked = safe_gin.check(text, "entry")
     assert len([s for s in checked if s.arg_name]) == len(safe_gin.bindings(text, "x")) - 0
     assert safe_gin.bindings(text, "x")["scoped/bioflow.Synthetic.n_test"] == "%N"
-    assert safe_gin.bindings(text, "x")["bioflow.train.epochs"] == "2"
+    assert safe_gin.bindings(text, "x")["bioflow.Fit.epochs"] == "2"
 
 
 def test_payloads_are_live_under_gins_full_parser(sentinel, tmp_path):
@@ -604,7 +604,7 @@ def test_nan_weights_are_refused_at_publish_pull_and_evaluate(tiny_entry, tiny_r
 def root_payloads(victim, elsewhere, other_zoo):
     """``{case: lines appended to an entry's operative_config.gin}``: each would run one of bioflow's
     own entry points (train, evaluate, explain, pull) if the entry's bindings were applied."""
-    train_here = (f"train.workdir = '{elsewhere}'\ntrain.label = 'hijack'\ntrain.epochs = 1\n"
+    train_here = (f"train.workdir = '{elsewhere}'\ntrain.label = 'hijack'\nFit.epochs = 1\n"
                   f"train.publish = 'hijacked'\ntrain.zoo = '{other_zoo}'\n")
     return {
         "plain": "evaluate.suite = @train()\n" + train_here,

@@ -28,7 +28,7 @@ def two_models(tiny_entry, tmp_path_factory):
     # The reference of the AUC ratios must learn: after 2 epochs on 256 images it sits at chance, where
     # its accuracy on 32 images (and so its AUC) can be 0 for every level; 4 epochs on 1,024 reach 0.28.
     config.parse(["quickstart_original"], TINY_TRAIN + EVALUATE_SMALL + [
-        "train.epochs = 4", "Synthetic.n_train = 1024", "train.publish = 'original'", f"train.zoo = '{root}'"])
+        "Fit.epochs = 4", "Synthetic.n_train = 1024", "train.publish = 'original'", f"train.zoo = '{root}'"])
     train(workdir=str(tmp_path_factory.mktemp("runs")), label="pair")
     return root
 

@@ -163,7 +163,7 @@ def test_a_killed_worker_is_retried_and_a_failing_cell_is_not(tmp_path, no_ray_l
     the low-pass cell fails as it builds (a sigma whose square underflows gives NaN kernels, refused
     by the bank on every CPU), so it is marked failed, not retried, and does not stop the other."""
     axes = {"build_model.filter_bank": ["original", "low-pass"]}
-    path = sweep_file(tmp_path, axes, extra="train.epochs = 3\nSynthetic.n_train = 512\nLowPass.sigmas = [1e-200]\n")
+    path = sweep_file(tmp_path, axes, extra="Fit.epochs = 3\nSynthetic.n_train = 512\nLowPass.sigmas = [1e-200]\n")
     workdir = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", "sweep", "--gin", str(path), "--workdir",
                              str(workdir), "--max-failures", "2"], stdout=subprocess.PIPE,
@@ -249,7 +249,7 @@ def test_a_ray_start_cluster_is_joined_by_address_with_its_token(tmp_path, no_ra
 
 
 #: The multi-worker run of both routes: the chief also evaluates a small suite and publishes.
-MULTI_WORKER = ["train.batch_size = 32", "train.skip_test = False", "evaluate.n_images = 32",
+MULTI_WORKER = ["Fit.batch_size = 32", "train.skip_test = False", "evaluate.n_images = 32",
                 "NoiseSuite.noises = ['invert']"]
 
 
@@ -261,7 +261,7 @@ def by_hand_multi_worker_run(tmp_path):
     """
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     args = ["train", "--workdir", str(tmp_path / "runs"), "--publish", "mwms", "--zoo", str(tmp_path / "zoo")]
-    for binding in [*TINY_TRAIN, "train.strategy = 'multi_worker'", *MULTI_WORKER]:
+    for binding in [*TINY_TRAIN, "Execution.strategy = 'multi_worker'", *MULTI_WORKER]:
         args += ["--gin-param", binding]
     procs = []
     for index in range(2):
@@ -303,7 +303,7 @@ def test_a_two_worker_cell_on_ray_train_matches_the_by_hand_tf_config_run(tmp_pa
     # The same run as a sweep's cell on 2 workers, next to a cell that fails as it builds (a low-pass
     # sigma whose square underflows): that one fails on both workers and is not retried.
     path = sweep_file(tmp_path, {"build_model.filter_bank": ["gabor", "low-pass"]},
-                      extra="train.epochs = 2\nLowPass.sigmas = [1e-200]\n" + "\n".join(MULTI_WORKER) + "\n")
+                      extra="Fit.epochs = 2\nLowPass.sigmas = [1e-200]\n" + "\n".join(MULTI_WORKER) + "\n")
     monkeypatch.setenv("BIOFLOW_ZOO", str(tmp_path / "ray" / "zoo"))
     result = invoke("--gin", path, "--workdir", tmp_path / "ray" / "runs", "--workers-per-run", 2, "--publish", "mwms")
     assert result.exit_code == 0, result.output
@@ -338,7 +338,7 @@ def test_bad_sweeps_fail_clearly(tmp_path, no_ray_left):
     result = invoke("--gin", path, "--workdir", tmp_path / "runs", "--workers-per-run", os.cpu_count() + 1)
     assert result.exit_code == 2 and f"Each cell asks for {os.cpu_count() + 1} CPUs" in result.output
     assert "but the local Ray has" in result.output
-    path = sweep_file(tmp_path, {"train.learning_rate": [0.1, 0.2]})
+    path = sweep_file(tmp_path, {"Fit.learning_rate": [0.1, 0.2]})
     result = invoke("--gin", path, "--workdir", tmp_path / "runs")
     assert result.exit_code == 2 and "Two cells would train into the same run directory" in result.output
     start = time.time()

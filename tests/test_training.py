@@ -40,7 +40,7 @@ def params(*bindings):
 
 
 def test_run_directory_contents_and_no_retraining(tmp_path, capsys):
-    config.parse(["quickstart"], TINY_TRAIN + ["train.tensorboard = True"])
+    config.parse(["quickstart"], TINY_TRAIN + ["Execution.tensorboard = True"])
     run = train(workdir=str(tmp_path), label="unit", trial=2, seed=5)
     assert run == tmp_path / "unit" / "vgg16_gabor_t2_s5"
     assert list((run / "logs").glob("events.out.tfevents.*"))
@@ -53,7 +53,7 @@ def test_run_directory_contents_and_no_retraining(tmp_path, capsys):
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "complete" and info["epochs_completed"] == 2 and info["data"]["dataset"] == "synthetic"
     assert info["data"]["std"] > 0 and info["versions"]["keras"] == keras.__version__
-    assert "train.epochs = 2" in (run / "operative_config.gin").read_text()
+    assert "Fit.epochs = 2" in (run / "operative_config.gin").read_text()
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
     assert model.output_shape == (None, 10)
     stamp = (run / "history.csv").stat().st_mtime_ns
@@ -67,7 +67,7 @@ def test_run_directory_contents_and_no_retraining(tmp_path, capsys):
 def test_resume_continues_a_finished_run_to_more_epochs(tmp_path, capsys):
     config.parse(["quickstart"], TINY_TRAIN)
     run = train(workdir=str(tmp_path))
-    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 3"])
+    config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 3"])
     train(workdir=str(tmp_path), resume=True)
     assert "from epoch 3" in capsys.readouterr().out
     assert [r["epoch"] for r in rundir.read_history(run / "history.csv")] == [0, 1, 2]
@@ -76,7 +76,7 @@ def test_resume_continues_a_finished_run_to_more_epochs(tmp_path, capsys):
 def test_same_seed_same_losses(tmp_path):
     losses = []
     for d in ("a", "b"):
-        config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1"])
+        config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 1"])
         run = train(workdir=str(tmp_path / d))
         losses.append(rundir.read_history(run / "history.csv")[0]["loss"])
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
@@ -87,16 +87,14 @@ def test_process_wide_settings_do_not_leak_from_an_earlier_run():
     from tensorflow.python.framework import config as tf_config
 
     from bioflow.runner import configure
+    from bioflow.settings import Execution, Fit
 
-    settings = dict(label="unit", trial=1, seed=42, epochs=1, batch_size=32, strategy="default", optimizer="SGD",
-                    update_rule="keras2", seeding="per_trial",
-                    learning_rate=0.1, decay=0.0, plateau=(0.2, 5, 1e-8), jit_compile=False, tensorboard=False,
-                    progress=None, clean=False, resume=False, skip_test=True, publish=None, zoo=None)
+    settings = dict(label="unit", trial=1, seed=42, fit=Fit(epochs=1, optimizer="SGD", learning_rate=0.1, decay=0.0))
     try:
-        configure(**settings, mixed_precision="mixed_bfloat16", deterministic_ops=True)
+        configure(**settings, execution=Execution(mixed_precision="mixed_bfloat16", deterministic_ops=True))
         assert tf_config.is_op_determinism_enabled()
         assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-        configure(**settings, mixed_precision=None, deterministic_ops=False)
+        configure(**settings, execution=Execution())
         assert not tf_config.is_op_determinism_enabled()
         assert keras.mixed_precision.global_policy().name == "float32"
     finally:
@@ -105,9 +103,9 @@ def test_process_wide_settings_do_not_leak_from_an_earlier_run():
 
 
 @pytest.mark.parametrize("bindings, message", [
-    (["train.optimizer = 'Adamw'"], "'Adadelta', 'Adagrad', 'Adam', 'Adamax', 'Nadam', 'RMSprop' or 'SGD'"),
+    (["Fit.optimizer = 'Adamw'"], "'Adadelta', 'Adagrad', 'Adam', 'Adamax', 'Nadam', 'RMSprop' or 'SGD'"),
     (["build_model.classes = 7"], "has 10 classes but the model's head has 7"),
-    (["train.strategy = 'tpu'"], "valid strategies are"),
+    (["Execution.strategy = 'tpu'"], "valid strategies are"),
     (["DataPipeline.augmentation = 'heavy'"], "'extra', 'none' or 'standard'"),
 ])
 def test_bad_training_input(tmp_path, bindings, message):
@@ -118,8 +116,8 @@ def test_bad_training_input(tmp_path, bindings, message):
 
 
 def test_xla_and_bfloat16_mixed_precision(tmp_path):
-    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1", "train.jit_compile = True",
-                                               "train.mixed_precision = 'mixed_bfloat16'"])
+    config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 1", "Execution.jit_compile = True",
+                                               "Execution.mixed_precision = 'mixed_bfloat16'"])
     try:
         run = train(workdir=str(tmp_path))
     finally:
@@ -162,7 +160,7 @@ def test_a_silent_download_host_fails_at_the_timeout():
 
 
 def test_nan_loss_stops_with_a_clear_error_and_no_complete_run(tmp_path):
-    config.parse(["quickstart"], TINY_TRAIN + ["train.learning_rate = 1e30", "train.optimizer = 'SGD'"])
+    config.parse(["quickstart"], TINY_TRAIN + ["Fit.learning_rate = 1e30", "Fit.optimizer = 'SGD'"])
     with pytest.raises(TrainingDiverged, match="TerminateOnNaN"):
         train(workdir=str(tmp_path))
     # It diverged in its first epoch: no epoch completed, so no run directory is left behind.
@@ -201,7 +199,7 @@ def test_quickstart_trains_offline_above_0_6(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume(tmp_path):
-    args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "train.epochs = 5", "Synthetic.n_train = 1024")]
+    args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "Fit.epochs = 5", "Synthetic.n_train = 1024")]
     proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=SUBPROCESS_ENV)
     history = tmp_path / "quickstart" / "vgg16_gabor_t1_s42" / "history.csv"
@@ -222,7 +220,7 @@ def test_sigkill_mid_run_then_resume(tmp_path):
 
 
 def test_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path):
-    args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "train.epochs = 50")]
+    args = ["train", "--workdir", str(tmp_path), *params(*TINY_TRAIN, "Fit.epochs = 50")]
     proc = subprocess.Popen([sys.executable, "-m", "bioflow.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=SUBPROCESS_ENV)
     history = tmp_path / "quickstart" / "vgg16_gabor_t1_s42" / "history.csv"
@@ -253,8 +251,8 @@ main(sys.argv[1:])
 #: on), while a global-batch bug (each replica's mean loss summed, i.e. the gradient doubled,
 #: measured as lr 0.2) moves epoch 1's loss by 2.1e-4: rtol 1e-5 sits between the two, 770x above
 #: the rounding spread and 20x below the effect.
-GLOBAL_BATCH_RUN = [*TINY_TRAIN, "train.epochs = 2", "train.batch_size = 32", "train.optimizer = 'SGD'",
-                    "train.learning_rate = 0.1"]
+GLOBAL_BATCH_RUN = [*TINY_TRAIN, "Fit.epochs = 2", "Fit.batch_size = 32", "Fit.optimizer = 'SGD'",
+                    "Fit.learning_rate = 0.1"]
 
 
 @pytest.mark.slow
@@ -262,7 +260,7 @@ def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
     config.parse(["quickstart"], GLOBAL_BATCH_RUN)
     one = train(workdir=str(tmp_path / "one"))
     two = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "two"),
-                          *params(*GLOBAL_BATCH_RUN, "train.strategy = 'mirrored'")],
+                          *params(*GLOBAL_BATCH_RUN, "Execution.strategy = 'mirrored'")],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     runs = [json.loads((one / "run.json").read_text()),
@@ -274,16 +272,16 @@ def test_global_batch_gives_the_same_losses_on_one_and_two_devices(tmp_path):
     for key in ("loss", "val_loss"):
         assert [r[key] for r in histories[1]] == pytest.approx([r[key] for r in histories[0]], rel=1e-5)
     odd = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, "train", "--workdir", str(tmp_path / "odd"),
-                          *params(*GLOBAL_BATCH_RUN, "train.strategy = 'mirrored'", "train.batch_size = 15")],
+                          *params(*GLOBAL_BATCH_RUN, "Execution.strategy = 'mirrored'", "Fit.batch_size = 15")],
                          capture_output=True, text=True, env=SUBPROCESS_ENV, timeout=600)
     assert odd.returncode == 2 and "must divide evenly over the 2 replicas" in odd.stderr, odd.stderr[-2000:]
 
 
 def test_clean_starts_over(tmp_path, capsys):
-    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1"])
+    config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 1"])
     run = train(workdir=str(tmp_path))
     (run / "stale.txt").write_text("from an earlier run")
-    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 1"])
+    config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 1"])
     train(workdir=str(tmp_path), clean=True)
     assert not (run / "stale.txt").exists() and "Resuming" not in capsys.readouterr().out
     assert len(rundir.read_history(run / "history.csv")) == 1
@@ -349,7 +347,7 @@ gin.register(PoisonedBottleneck, module="bioflow_tests")
 def test_nan_weights_with_a_finite_loss_stop_the_run_before_its_epoch_is_committed(tmp_path, monkeypatch):
     monkeypatch.setitem(BOTTLENECKS._entries, "poisoned", Entry("poisoned", PoisonedBottleneck))
     zoo_root = tmp_path / "zoo"
-    config.parse(["quickstart"], TINY_TRAIN + ["train.epochs = 3", "build_model.bottleneck = 'poisoned'",
+    config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 3", "build_model.bottleneck = 'poisoned'",
                                                "train.publish = 'poisoned'", f"train.zoo = '{zoo_root}'"])
     with pytest.raises(TrainingDiverged) as info:
         train(workdir=str(tmp_path))
@@ -367,13 +365,11 @@ def test_nan_weights_with_a_finite_loss_stop_the_run_before_its_epoch_is_committ
 
 def test_original_seeding_gives_every_trial_the_same_data_and_its_own_weights():
     from bioflow.runner import configure
+    from bioflow.settings import Execution, Fit
 
     def settings(trial, seeding):
-        return configure(label="unit", trial=trial, seed=42, epochs=1, batch_size=32, strategy="default",
-                         optimizer="SGD", update_rule="keras2", seeding=seeding, learning_rate=0.1, decay=0.0,
-                         plateau=(0.2, 5, 1e-8), jit_compile=False, tensorboard=False, progress=None, clean=False,
-                         resume=False, skip_test=True, publish=None, zoo=None, mixed_precision=None,
-                         deterministic_ops=False)
+        return configure(label="unit", trial=trial, seed=42, execution=Execution(),
+                         fit=Fit(epochs=1, optimizer="SGD", seeding=seeding, learning_rate=0.1, decay=0.0))
 
     original = [settings(t, "original") for t in (1, 2)]
     assert original[0].data_seed == original[1].data_seed == 42  # data order and augmentation: the seed alone
@@ -381,12 +377,12 @@ def test_original_seeding_gives_every_trial_the_same_data_and_its_own_weights():
     per_trial = [settings(t, "per_trial") for t in (1, 2)]
     assert per_trial[0].data_seed != per_trial[1].data_seed
     assert [s.data_seed for s in per_trial] == [s.rng_seed for s in per_trial]
-    with pytest.raises(BioflowError, match="Unknown train.seeding 'trial'; valid seedings are 'original' or "
+    with pytest.raises(BioflowError, match="Unknown Fit.seeding 'trial'; valid seedings are 'original' or "
                                            "'per_trial'"):
         settings(1, "trial")
 
 
 def test_the_run_records_its_seeding_and_shuffle(tiny_entry):
     info = json.loads((tiny_entry[0] / "run.json").read_text())
-    assert info["seeding"] == "original" and info["data_seed"] == 42  # the quickstart's train/base.gin
+    assert info["seeding"] == "original" and info["data_seed"] == 42  # the quickstart's train/paper.gin
     assert info["data"]["shuffle"] == "full (256 images each epoch)"

@@ -434,7 +434,7 @@ def test_evaluate_a_zoo_entry(tiny_entry, tmp_path):
     assert f"on 32 images (published: {card['metrics']['clean_accuracy']:.4f} on 32 images)" in result.output
     assert zoo.Zoo(root).verify("tiny@1.0.0") == []  # the entry itself is untouched
     result = CliRunner().invoke(main, ["evaluate"])
-    assert result.exit_code == 2 and "either a run directory or --zoo" in result.output
+    assert result.exit_code == 2 and "either a run directory or --entry" in result.output
 
 
 def test_no_pickles_or_lambda_layers_in_an_entry(tiny_entry):

@@ -19,7 +19,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 #: The shipped tiny grid (2 filter banks x 2 trials), with more work per cell.
-GRID = "include 'tiny/sweep.gin'\nSynthetic.n_train = {train}\nSynthetic.n_test = 256\ntrain.epochs = {epochs}\n"
+GRID = "include 'tiny/sweep.gin'\nSynthetic.n_train = {train}\nSynthetic.n_test = 256\nFit.epochs = {epochs}\n"
 CELLS = [(bank, trial) for trial in (1, 2) for bank in ("original", "low-pass")]
 
 

@@ -1,5 +1,5 @@
 """Measure what the optimiser's update rule changes (docs/fidelity.md): the quickstart trained with
-Keras 2's RMSprop (``train.update_rule = 'keras2'``, the original's) and with Keras 3's, side by
+Keras 2's RMSprop (``Fit.update_rule = 'keras2'``, the original's) and with Keras 3's, side by
 side in one process, and the share of the network's parameters whose first gradient is small
 enough for Keras 3's ε to damp.
 
@@ -46,8 +46,8 @@ def small_gradient_share(eps=1e-7):
 def train_with(rule, epochs, images, workdir):
     from bioflow.runner import train
 
-    config.parse(["quickstart"], [f"train.update_rule = '{rule}'", f"train.epochs = {epochs}",
-                                  f"evaluate.n_images = {images}", "evaluate.save_images = False",
+    config.parse(["quickstart"], [f"Fit.update_rule = '{rule}'", f"Fit.epochs = {epochs}",
+                                  f"evaluate.n_images = {images}", "Outputs.images = False",
                                   "NoiseSuite.noises = ['uniform']"])
     run = train(workdir=workdir, label=rule, progress="line")
     history = rundir.read_history(run / "history.csv")

@@ -59,7 +59,7 @@ def check_folder(folder):
 
 def _no_download(err):
     return BioflowError(f"Cannot download CIFAR-10G: {err}. Give a local copy with --cifar10g DIR "
-                        "(evaluate.generalisation_dir), the folder that holds 224x224/.")
+                        "(CIFAR10G.folder), the folder that holds 224x224/.")
 
 
 def check_download(data_dir=None):

@@ -21,6 +21,7 @@ from bioflow.errors import BioflowError
 from bioflow.evaluate import evaluation_sets
 from bioflow.explain import methods, pictures
 from bioflow.io import replace_dir
+from bioflow.settings import ExplainMethods
 from bioflow.training import rundir
 from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_int, check_positive_int
 
@@ -40,36 +41,29 @@ class Explained:
 
 
 @gin.configurable(module="bioflow", denylist=["loaded"])
-def explain(run_dir, out=None, n_images=8, layers=None, noise_name=None, level=None, units=(0, 1, 2, 3), k=9,
-            patch=8, stride=4, batch_size=64, seed=0, data=None, force=False, loaded=None):
+def explain(run_dir, out=None, n_images=8, noise_name=None, level=None, options=None, batch_size=64, seed=0,
+            data=None, force=False, loaded=None):
     """Explain a finished run; writes ``RUN_DIR/results/explain/`` (or ``OUT/explain/``).
 
     Args:
         run_dir: the run directory (``model.keras``, ``run.json``).
         out: write ``OUT/explain/`` instead.
         n_images: the test images to explain (clipped to the test set, with a message).
-        layers: layers for Grad-CAM (default: the last convolution with maps of at least 7×7); the first
-            is also the top-k layer.
         noise_name, level: also explain the images under this perturbation at ``level`` (default: its
             middle level); Grad-CAM's centre mass is computed at every level of the noise.
-        units, k: the channels of the top-k layer, and how many most-activating test images to show.
-        patch, stride: the occlusion square and its step, in pixels.
+        options: an :class:`~bioflow.settings.ExplainMethods`: the Grad-CAM layers, the top-k units
+            and k, the occlusion patch and stride (default: ``ExplainMethods()`` through gin).
         loaded: ``(model, run_info)`` to explain instead of the run's own (a zoo entry).
     """
     n_images = check_positive_int(n_images, "explain.n_images", maximum=MAX_IMAGES)  # clipped to the test set
-    for key, value, most in (("k", k, 1000), ("patch", patch, 4096), ("stride", stride, 4096),
-                             ("batch_size", batch_size, MAX_BATCH)):
-        check_positive_int(value, f"explain.{key}", maximum=most)
+    check_positive_int(batch_size, "explain.batch_size", maximum=MAX_BATCH)
     check_int(seed, "explain.seed")
-    if isinstance(units, (str, bytes)) or not isinstance(units, (list, tuple)) or not units:
-        raise BioflowError(f"explain.units must be a non-empty list of channel numbers, got {units!r}.")
-    for unit in units:
-        check_positive_int(unit, "explain.units[]", minimum=0, maximum=1_000_000)
+    options = options if options is not None else gin.get_configurable(ExplainMethods)()
     run = pathlib.Path(run_dir)
     model, info = loaded if loaded is not None else rundir.load_run(run, force)
     target = (pathlib.Path(out) if out is not None else run / "results") / "explain"
-    layers = list(layers) if layers else [methods.last_conv_layer(model)]
-    for name in layers:
+    options = dataclasses.replace(options, layers=tuple(options.layers or [methods.last_conv_layer(model)]))
+    for name in options.layers:
         methods.check_layer(model, name)
     if noise_name is not None:
         levels = noise.get(noise_name).levels  # an unknown name lists the registered noises
@@ -77,8 +71,8 @@ def explain(run_dir, out=None, n_images=8, layers=None, noise_name=None, level=N
     elif level is not None:
         raise BioflowError("explain.level needs explain.noise_name (--noise NAME).")
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
-    result = compute(model, info, pipeline, n_images=n_images, layers=layers, noise_name=noise_name, level=level,
-                     units=list(units), k=k, patch=patch, stride=stride, batch_size=batch_size, seed=seed)
+    result = compute(model, info, pipeline, n_images=n_images, options=options, noise_name=noise_name, level=level,
+                     batch_size=batch_size, seed=seed)
     target.parent.mkdir(parents=True, exist_ok=True)
     # A run directory is locked while its results change, as evaluation locks it; an OUT folder is not a run.
     with rundir.locked(run, action="explain") if loaded is None and out is None else contextlib.nullcontext():
@@ -90,9 +84,11 @@ def explain(run_dir, out=None, n_images=8, layers=None, noise_name=None, level=N
     return target
 
 
-def compute(model, info, pipeline, *, n_images, layers, noise_name=None, level=None, units=(0, 1, 2, 3), k=9,
-            patch=8, stride=4, batch_size=64, seed=0) -> Explained:
-    """Every explanation of ``model`` on the first ``n_images`` test images; writes nothing."""
+def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=None, batch_size=64,
+            seed=0) -> Explained:
+    """Every explanation of ``model`` on the first ``n_images`` test images, with ``options`` (an
+    :class:`~bioflow.settings.ExplainMethods` whose layers are given); writes nothing."""
+    layers, units, k, patch, stride = options.layers, list(options.units), options.k, options.patch, options.stride
     stats = info["data"]
     size = model.input_shape[1]
     background = stats["mean"] / 255.0

@@ -187,7 +187,7 @@ def _train_worker(cfg):
     _limit_threads(cfg["threads"])
     from bioflow.runner import train
 
-    config.parse(cfg["gin_files"], cfg["params"] + ["train.strategy = 'multi_worker'"])
+    config.parse(cfg["gin_files"], cfg["params"] + ["Execution.strategy = 'multi_worker'"])
     try:
         run = train(workdir=cfg["workdir"], label=cfg["label"])
         outcome = {"run_dir": str(run)}

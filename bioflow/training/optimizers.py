@@ -2,7 +2,7 @@
 
 The original built its optimiser through Keras 2 (``tf.keras.optimizers.get({'class_name': …,
 'config': {'lr': …, 'decay': …}})``). Keras 3 computes three of the seven differently, so
-bioflow has two update rules (``train.update_rule``):
+bioflow has two update rules (``Fit.update_rule``):
 
 * ``'keras2'`` (the default, the original's): RMSprop, Adagrad and Nadam are the Keras 2 rules
   below; SGD, Adadelta, Adam and Adamax are Keras 3's classes, whose updates are Keras 2's
@@ -22,6 +22,7 @@ from keras import ops
 
 from bioflow.errors import BioflowError, check_choice
 from bioflow.registry import OPTIMIZERS
+from bioflow.settings import UPDATE_RULES
 
 
 @keras.saving.register_keras_serializable(package="bioflow")
@@ -122,8 +123,6 @@ class UpdateRules:
     keras2: type
 
 
-#: The update rules ``train.update_rule`` chooses between.
-UPDATE_RULES = ("keras2", "keras3")
 # The names the original's ``--optimizer`` accepted; Keras 3's class where its update is Keras 2's.
 for _name, _keras3, _keras2 in (
         ("SGD", keras.optimizers.SGD, None), ("RMSprop", keras.optimizers.RMSprop, Keras2RMSprop),
@@ -151,7 +150,7 @@ class DecayedRate(keras.optimizers.schedules.LearningRateSchedule):
 def make_optimizer(name, learning_rate, decay, mixed_float16=False, update_rule="keras2"):
     """Build optimiser ``name`` (case-insensitive) with ``update_rule`` (``'keras2'``, the original's, or
     ``'keras3'``); returns ``(optimizer, base_rate_variable)``."""
-    check_choice(update_rule, UPDATE_RULES, "train.update_rule", "update rules")
+    check_choice(update_rule, UPDATE_RULES, "Fit.update_rule", "update rules")
     rules = OPTIMIZERS.get(name)  # an unknown name lists the registered optimisers
     if not learning_rate > 0 or decay < 0:
         raise BioflowError(f"learning_rate must be > 0 and decay >= 0, got {learning_rate!r} and {decay!r}.")
