@@ -205,8 +205,7 @@ def explain_command(run_dir, gin_files, gin_params, entry, zoo_root, old_zoo_roo
 @main.command("sweep")
 @gin_options()
 @flags.options("sweep")
-def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, gpus_per_run, workers_per_run,
-                  max_failures, publish, dry_run, show):
+def sweep_command(gin_files, gin_params, workdir, label, address, publish, dry_run, show, **resources):
     """Run an experiment grid (a gin file declaring Sweep.axes and Sweep.trials) on Ray: every cell is the
     `bioflow train` run of the sweep's gin files plus its axis bindings and trial."""
     from bioflow.sweep import cells
@@ -221,10 +220,7 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
         return
     if not gin_files:
         raise BioflowError("Give the sweep's gin file: bioflow sweep --gin evans2022/sweep (see `bioflow configs`).")
-    for key, value, least in (("--cpus-per-run", cpus_per_run, 1), ("--workers-per-run", workers_per_run, 1),
-                              ("--max-failures", max_failures, 0), ("--gpus-per-run", gpus_per_run, 0)):
-        if value < least:
-            raise BioflowError(f"{key} must be at least {least}, got {value}.")
+    resources = cells.Resources(**resources)  # checked before anything is read
     if dry_run:
         sweep, _ = cells.load(gin_files, gin_params)
         grid = sweep.cells()
@@ -233,8 +229,7 @@ def sweep_command(gin_files, gin_params, workdir, label, address, cpus_per_run, 
         for cell in grid:
             click.echo(f"  {cell.id}  " + "  ".join(f'--gin-param "{p}"' for p in cell.gin_params()))
         return
-    cells.run(gin_files, gin_params, workdir=workdir, label=label, address=address, cpus_per_run=cpus_per_run,
-              gpus_per_run=gpus_per_run, workers_per_run=workers_per_run, max_failures=max_failures,
+    cells.run(gin_files, gin_params, workdir=workdir, label=label, address=address, resources=resources,
               publish=publish, echo=click.echo)
 
 

@@ -260,7 +260,8 @@ def _checkpoint_epochs(latest):
 #: Bindings that may change between the sessions of one run: where and how it runs, not what it trains.
 RUN_SETTINGS = tuple(f"bioflow.train.{k}" for k in ("clean", "resume", "skip_test", "publish", "zoo", "workdir")) + (
     "bioflow.CIFAR10.data_dir", "bioflow.CIFAR10.download")
-RUN_SETTING_PREFIXES = ("bioflow.evaluate.", "bioflow.NoiseSuite.", "bioflow.pull.", "bioflow.Execution.")
+RUN_SETTING_PREFIXES = tuple(f"bioflow.{c}." for c in ("evaluate", "NoiseSuite", "pull", "Execution", "CIFAR10G",
+                                                        "Outputs", "ExplainMethods"))
 
 
 def _check_same_config(run, epochs_may_change):

@@ -130,7 +130,7 @@ def test_generalisation_bars_over_trials(pair_copy, tmp_path):
     assert not any("CIFAR-10G" in p for p in data.problems)
     from bioflow.report import charts
 
-    svg = vl_convert.vegalite_to_svg(charts.generalisation_bars(data.generalisation).to_dict())
+    svg = vl_convert.vegalite_to_svg(charts.generalisation_chart(data.generalisation).to_dict())
     assert svg.count('aria-roledescription="bar"') == 6 and "inverted" in svg  # 3 sets x normal, inverted
 
 

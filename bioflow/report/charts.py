@@ -24,7 +24,7 @@ def _dash():
     return alt.StrokeDash("Base:N", title="base")
 
 
-def perturbation_curves(curves):
+def perturbation_chart(curves):
     """Accuracy against level, one panel per noise: mean over trials, 95% band, chance line."""
     if curves.empty:
         return None
@@ -88,7 +88,7 @@ def auc_ratio_bars(ratios):
         facet=alt.Facet("Noise:N", title=None, sort=None), columns=5)
 
 
-def generalisation_bars(generalisation):
+def generalisation_chart(generalisation):
     """Accuracy per CIFAR-10G set, normal and inverted, with 95% error bars over trials."""
     if generalisation.empty:
         return None
@@ -118,10 +118,10 @@ def explain_centre_mass(explain):
 
 
 CHARTS = (
-    ("perturbation", "Perturbation curves", perturbation_curves, "curves"),
+    ("perturbation", "Perturbation curves", perturbation_chart, "curves"),
     ("auc_heatmap", "Robustness: AUC per noise", auc_heatmap, "aucs"),
     ("auc_ratio", "Robustness: AUC ratio to the reference", auc_ratio_bars, "ratios"),
-    ("generalisation", "Generalisation to CIFAR-10G", generalisation_bars, "generalisation"),
+    ("generalisation", "Generalisation to CIFAR-10G", generalisation_chart, "generalisation"),
     ("learning_curves", "Learning curves", learning_curves, "history"),
     ("explain", "Explain: Grad-CAM centre mass against noise level", explain_centre_mass, "explain"),
 )

@@ -166,7 +166,7 @@ def _mean_over_trials(table, keys):
     return pd.DataFrame(rows, columns=keys + ["Accuracy", "Lower", "Upper", "Trials"])
 
 
-def perturbation_curves(perturbation):
+def curves_table(perturbation):
     """Mean accuracy over trials with a 95% confidence band, per model, noise and level."""
     return _mean_over_trials(perturbation, ["Model", "Convolution", "Base", "Noise", "LI", "Level"])
 
@@ -210,7 +210,7 @@ def auc_ratios(aucs, models, refs):
     return out[columns]
 
 
-def generalisation_bars(generalisation):
+def generalisation_table(generalisation):
     """Mean CIFAR-10G accuracy with a 95% interval over trials, per model, set type and inversion."""
     return _mean_over_trials(generalisation, ["Model", "Convolution", "Base", "Type", "Inverted"])
 
@@ -280,12 +280,12 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
         columns=["Model", "Convolution", "Base", "Type", "Inverted", "Accuracy"])
     history = pd.concat(hist, ignore_index=True) if hist else pd.DataFrame(columns=["Model", "Entry", "epoch"])
     return ReportData(entries=entries, models=models, perturbation=perturbation,
-                      curves=perturbation_curves(perturbation), aucs=aucs, ratios=ratios,
-                      generalisation=generalisation_bars(generalisation), history=history, problems=problems,
-                      reference=refs, explain=centre_mass_curves(explained))
+                      curves=curves_table(perturbation), aucs=aucs, ratios=ratios,
+                      generalisation=generalisation_table(generalisation), history=history, problems=problems,
+                      reference=refs, explain=centre_mass_table(explained))
 
 
-def centre_mass_curves(tables):
+def centre_mass_table(tables):
     """Mean Grad-CAM centre mass (of the predicted class) per model, noise and level, from ``bioflow explain``."""
     if not tables:
         return pd.DataFrame(columns=["Model", "Convolution", "Base", "Noise", "Level", "CentreMass"])

@@ -10,6 +10,7 @@ run resumes from its last checkpoint; a cell that fails by itself (an error, a N
 marked failed and not retried.
 The driver writes ``sweep.csv``/``sweep.json`` as cells start and finish.
 """
+import dataclasses
 import json
 import os
 import pathlib
@@ -225,16 +226,37 @@ def train_cell_on_workers(gin_files, params, workdir, label, attempts_path, thre
     return _outcome(outcome["run_dir"])
 
 
-def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, cpus_per_run=1, gpus_per_run=0,
-        workers_per_run=1, max_failures=2, publish=None, zoo=None, echo=print):
-    """Run every unfinished cell of the sweep; returns the rows of ``sweep.csv``.
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What each cell of a sweep gets from Ray (``bioflow sweep``'s ``--*-per-run`` and ``--max-failures``).
+
+    With ``workers_per_run`` > 1 each cell runs on that many workers (``MultiWorkerMirroredStrategy``
+    through Ray Train), each with ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs. ``max_failures``
+    retries a cell whose worker died; a cell that fails by itself is not retried.
+    """
+
+    cpus_per_run: int = 1
+    gpus_per_run: float = 0
+    workers_per_run: int = 1
+    max_failures: int = 2
+
+    def __post_init__(self):
+        for key, least in (("cpus_per_run", 1), ("workers_per_run", 1), ("max_failures", 0), ("gpus_per_run", 0)):
+            value = getattr(self, key)
+            if value < least:
+                raise BioflowError(f"--{key.replace('_', '-')} must be at least {least}, got {value}.")
+
+
+def run(gin_files, gin_params=(), workdir="runs", label=None, address=None, resources=Resources(), publish=None,
+        zoo=None, echo=print):
+    """Run every unfinished cell of the sweep on Ray, each with ``resources``; returns the rows of ``sweep.csv``.
 
     ``label`` defaults to the sweep's ``train.label``; cells already complete (in ``sweep.json``,
     with a complete run directory) are skipped. ``publish`` publishes each finished cell as
-    ``PREFIX-<axis values>``, one version per trial. With ``workers_per_run`` > 1 each cell runs on
-    that many workers (``MultiWorkerMirroredStrategy`` through Ray Train), each with
-    ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
+    ``PREFIX-<axis values>``, one version per trial.
     """
+    cpus_per_run, gpus_per_run = resources.cpus_per_run, resources.gpus_per_run
+    workers_per_run, max_failures = resources.workers_per_run, resources.max_failures
     sweep, files = load(gin_files, gin_params)
     if label is None:
         label = bindings.query("train.label", "default")
