@@ -111,3 +111,49 @@ def test_the_old_entry_spellings_still_work_with_a_note(tiny_entry):
     assert result.exit_code == 0, result.output
     assert "--zoo-root is deprecated; use --zoo ROOT" in result.output
     assert "--zoo tiny names an entry, which is deprecated: use --entry tiny" in result.output
+
+
+def test_the_package_and_the_cli_load_no_tensorflow():
+    import subprocess
+    import sys
+
+    heavy = ("tensorflow", "keras", "tensorflow_datasets", "bioflow.model")
+    code = (f"import sys, bioflow, bioflow.cli, bioflow.errors, bioflow.config; "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_tensorflows_cpp_start_up_log_is_held_back_and_other_lines_kept():
+    """A child writes absl-style lines and a Python warning to descriptor 2 inside the held block, as
+    TensorFlow's import does: only the warning comes back, unless BIOFLOW_VERBOSE is set."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os\nfrom bioflow import tensorflow_runtime as t\nwith t._held_stderr() as held:\n"
+            "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\\nI0000 00:00:1796138603.403005    8251 port.cc:153] oneDNN custom operations are on.\\n"
+            "E0000 00:00:1796138621.851939    8275 cuda_platform.cc:52] failed call to cuInit\\n"
+            "UserWarning: a Python warning\\n')\n"
+            "t._replay(held[0], everything=t.verbose())\n")
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                           env={k: v for k, v in os.environ.items() if k != "BIOFLOW_VERBOSE"})
+    assert quiet.stderr == "UserWarning: a Python warning\n"
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, BIOFLOW_VERBOSE="1"))
+    assert loud.stderr.count("\n") == 4 and "cuInit" in loud.stderr
+
+
+def test_a_command_that_loads_tensorflow_prints_none_of_its_cpp_log(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("BIOFLOW_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-m", "bioflow.cli", "summary", "--gin", "tiny/vgg16_gabor"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Model: vgg16_gabor" in done.stdout
+    assert not re.search(r"^([IWEF]\d{4} |WARNING: All log messages before absl)", done.stderr, re.M), done.stderr
