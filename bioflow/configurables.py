@@ -10,6 +10,7 @@ from bioflow import tensorflow_runtime
 
 tensorflow_runtime.load()  # first, so that TensorFlow's C++ start-up log is held back
 
+import bioflow.attacks  # noqa: E402,F401  (Attack, AttackSuite)
 import bioflow.bases  # noqa: E402,F401  (the bases)
 import bioflow.components  # noqa: E402,F401  (filter banks, bottleneck, recurrences)
 import bioflow.data  # noqa: E402,F401  (data sources and the pipeline)

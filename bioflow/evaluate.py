@@ -169,6 +169,9 @@ def check_settings() -> None:
     _check_numbers(bound("evaluate.batch_size", 64), bound("evaluate.seed", 0), {})
     gin.get_configurable(Outputs)()
     _check_generalisation_dir(gin.get_configurable(CIFAR10G)().folder)
+    attacks = bound("evaluate.attacks")  # None, or gin's reference @AttackSuite(): its attacks are checked now
+    if attacks is not None and hasattr(attacks, "scoped_configurable_fn"):
+        attacks.scoped_configurable_fn()
     suite = bound("evaluate.suite")  # None, or gin's reference @[scope/]NoiseSuite()
     scoped = getattr(suite, "_scoped_selector", None) if suite is not None else "NoiseSuite"
     if scoped is not None and scoped.rpartition("/")[2] == "NoiseSuite":
@@ -188,8 +191,8 @@ def _check_generalisation_dir(folder):
 
 
 @gin.configurable(module="bioflow", denylist=["loaded"])
-def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, n_images=None, batch_size=64, seed=0,
-             progress=None, force=False, loaded=None):
+def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, attacks=None, n_images=None, batch_size=64,
+             seed=0, progress=None, force=False, loaded=None):
     """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
 
     Args:
@@ -202,6 +205,8 @@ def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, n_imag
             (default: ``CIFAR10G()`` through gin; its default skips CIFAR-10G).
         outputs: an :class:`~bioflow.settings.Outputs`: predictions, image files and the original's
             table layout (default: ``Outputs()`` through gin).
+        attacks: a :class:`bioflow.attacks.AttackSuite` run on the test images after the noise suite,
+            into ``results/adversarial.csv`` (default: none; ``--attacks quick`` or ``gin/attack/``).
         n_images: evaluate on the first ``n_images`` test images (default: all).
         batch_size, seed: the prediction batch, and the seed of the stochastic perturbations.
         force: evaluate a run that is not complete (its current ``model.keras``).
@@ -226,10 +231,34 @@ def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, n_imag
         pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
         suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
         sets = evaluation_sets(pipeline, info["data"], model.input_shape[1], n_images, cifar10g.folder)
-        return _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, batch_size, seed, progress)
+        attacked = _attack_images(pipeline, info["data"], sets, attacks) if attacks is not None else None
+        return _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, (attacks, attacked), batch_size,
+                                seed, progress)
 
 
-def _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, batch_size, seed, progress):
+def _attack_images(pipeline, stats, sets, suite):
+    """The test images the attacks start from: at the source's own size (``space='source'``) or the network's."""
+    from bioflow import attacks
+
+    if not isinstance(suite, attacks.AttackSuite):
+        raise BioflowError(f"evaluate.attacks must be an AttackSuite (@AttackSuite(), e.g. --attacks quick), got "
+                           f"{type(suite).__name__}.")
+    images, labels = sets["test"]
+    n = min(len(labels), suite.n_images or len(labels))
+    if suite.space == "input":
+        return images[:n], labels[:n]
+    splits = pipeline.splits if pipeline.splits is not None else pipeline.source.load()
+    size = splits.test.element_spec[0].shape[0]
+    if size is None or splits.test.element_spec[0].shape[1] != size:
+        raise BioflowError(f"The test images of {splits.name!r} have no one square size to attack them at: set "
+                           "AttackSuite.space = 'input' to attack the network's input instead.")
+    source, source_labels = _prepare_images(splits.test, size, stats["interpolation"], n)
+    if not np.array_equal(source_labels, labels[:n]):
+        raise BioflowError("The source images and the evaluation's test images are not in the same order.")
+    return source, source_labels
+
+
+def _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, attack_plan, batch_size, seed, progress):
     """Compute every table into a temporary folder, then move it into place as ``results/``."""
     with tempfile.TemporaryDirectory(dir=run, prefix=".results.") as tmp:
         tmp_dir = pathlib.Path(tmp) / "results"
@@ -242,6 +271,13 @@ def _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, batch_siz
                             perturb_generalisation=cifar10g.perturb, save_predictions=outputs.predictions,
                             example_grids=bool(outputs.images),
                             image_sink=image_sink if outputs.images == "all" else None, progress=progress)
+        attack_suite, attacked = attack_plan
+        if attack_suite is not None:
+            from bioflow import attacks
+
+            result.adversarial = attacks.run(model, info, *attacked, attack_suite, result_meta(model, info),
+                                             batch_size=batch_size, echo=lambda line: print(line, flush=True))
+            result.summary["adversarial"] = result.adversarial.summary
         write_results(tmp_dir, result)
         if outputs.layout == "bionet":
             from bioflow import bionet_layout
@@ -289,6 +325,14 @@ class Robustness:
     summary: dict
     predictions: pd.DataFrame | None = None
     grids: dict = dataclasses.field(default_factory=dict)  # noise → uint8 image grid
+    adversarial: object = None  # bioflow.attacks.Adversarial, when an attack suite ran
+
+
+def result_meta(model: keras.Model, info: dict) -> dict:
+    """The identity columns of every result table: Model, Convolution, Base, Weights, Trial, Seed."""
+    arch = architecture.read(info, model)
+    return dict(Model=info.get("model", model.name), Convolution=arch.convolution, Base=arch.base,
+                Weights=info.get("weights") or "none", Trial=info.get("trial"), Seed=info.get("seed"))
 
 
 def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSuite, *, batch_size=64, seed=0,
@@ -300,10 +344,8 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
     that receives every perturbed batch (``save_images = 'all'``).
     """
     stats = info["data"]
-    arch = architecture.read(info, model)
     background = stats["mean"] / 255.0
-    meta = dict(Model=info.get("model", model.name), Convolution=arch.convolution, Base=arch.base,
-                Weights=info.get("weights") or "none", Trial=info.get("trial"), Seed=info.get("seed"))
+    meta = result_meta(model, info)
     ev = _Evaluator(model, stats, batch_size, seed, background, save_predictions, suite.dtype)
     noisy_sets = [s for s in sets if s == "test" or perturb_generalisation]
     jobs = [(s, name, li, level) for s in noisy_sets for name, levels in suite.items()
@@ -372,5 +414,7 @@ def write_results(folder: str | pathlib.Path, result: Robustness) -> None:
     (folder / "robustness.json").write_text(json.dumps(result.summary, indent=2) + "\n")
     if result.predictions is not None:
         result.predictions.to_csv(folder / "predictions.csv", index=False)
+    if result.adversarial is not None:
+        result.adversarial.table.to_csv(folder / "adversarial.csv", index=False)
     for name, grid in result.grids.items():
         tf.io.write_file(str(folder / "images" / f"{name}.png"), tf.io.encode_png(grid))

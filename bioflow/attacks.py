@@ -1,0 +1,341 @@
+"""White-box adversarial attacks on a trained network: FGSM and PGD in L∞, L2 and L1.
+
+Budgets are measured where the field measures them. By default (``AttackSuite.space = 'source'``)
+the attacked image is the *source* image in [0, 1] at its own size (32×32 for CIFAR-10), and the
+network's upscaling and normalisation are inside the differentiated function, so an ε of 8/255 means
+what it means on RobustBench. ``space = 'input'`` attacks the network's input after upscaling.
+
+A network that is random at inference (a layer that draws noise when ``training=False``) is
+attacked with expectation over transformation: each gradient averages ``eot_samples`` passes, and the
+accuracy is measured on a fresh pass. A deterministic network gets one pass.
+
+Every result comes with the gradient-masking checks of Carlini et al. (2019): accuracy at ε = 0
+equals the clean accuracy; accuracy does not rise with ε; PGD is at most FGSM; PGD's loss rises over
+its iterations; a large ε drives the accuracy to chance. A failed check is a warning in the results,
+never silent.
+
+This module uses no ``from __future__ import annotations``: it is converted by ``tf.function``.
+"""
+import dataclasses
+import math
+
+import gin
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from bioflow import metrics
+from bioflow.data.preprocessing import normaliser, resize
+from bioflow.errors import BioflowError, check_choice
+from bioflow.validation import check_bool, check_number, check_positive_int
+
+KINDS = ("fgsm", "pgd")
+NORMS = ("linf", "l2", "l1")
+SPACES = ("source", "input")
+#: The columns of ``results/adversarial.csv``.
+COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Attack", "Norm", "Epsilon", "Steps",
+           "Restarts", "EOT", "Space", "Accuracy", "Loss")
+_EPS = 1e-12
+
+
+@gin.register(module="bioflow")
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    """One attack at several budgets.
+
+    Attributes:
+        kind: ``'fgsm'`` (one step of size ε) or ``'pgd'`` (projected gradient ascent).
+        norm: ``'linf'``, ``'l2'`` or ``'l1'``: the ball ε measures.
+        epsilons: the budgets, in the attacked space's [0, 1] units (8/255 = 0.0314 for L∞).
+        steps: PGD's iterations.
+        step_size: each PGD step moves ``step_size · ε / steps`` (2.5, Madry et al.'s choice).
+        restarts: PGD runs from this many random starts; an image counts as robust only if it
+            survives them all.
+        random_start: start PGD at a random point of the ball (the first restart included).
+    """
+
+    kind: str = "pgd"
+    norm: str = "linf"
+    epsilons: tuple = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
+    steps: int = 10
+    step_size: float = 2.5
+    restarts: int = 1
+    random_start: bool = True
+
+    def __post_init__(self):
+        check_choice(self.kind, KINDS, "Attack.kind", "attacks")
+        check_choice(self.norm, NORMS, "Attack.norm", "norms")
+        if isinstance(self.epsilons, (str, bytes)) or not isinstance(self.epsilons, (list, tuple)) \
+                or not self.epsilons:
+            raise BioflowError(f"Attack.epsilons must be a non-empty list of budgets, got {self.epsilons!r}.")
+        for eps in self.epsilons:
+            check_number(eps, "Attack.epsilons[]", minimum=0, maximum=1e4)
+        check_positive_int(self.steps, "Attack.steps", maximum=10_000)
+        check_number(self.step_size, "Attack.step_size", above=0, maximum=100)
+        check_positive_int(self.restarts, "Attack.restarts", maximum=100)
+        check_bool(self.random_start, "Attack.random_start")
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.norm}"
+
+
+@gin.register(module="bioflow")
+@dataclasses.dataclass(frozen=True)
+class AttackSuite:
+    """The attacks an evaluation runs (``gin/attack/``), and how.
+
+    Attributes:
+        attacks: :class:`Attack` objects (``[@fgsm/Attack(), @pgd/Attack()]`` in gin).
+        eot_samples: passes averaged per gradient when the network is random at inference (8, as
+            VOneNet's evaluation); a deterministic network gets one.
+        space: ``'source'`` (the source image in [0, 1], before upscaling) or ``'input'``.
+        n_images: attack the first N test images (None: all of the evaluation's test images).
+        check_epsilon: the L∞ budget of the check that a large ε drives accuracy to chance.
+        seed: the random starts' and the noise passes' seed.
+    """
+
+    attacks: tuple = ()
+    eot_samples: int = 8
+    space: str = "source"
+    n_images: int = None
+    check_epsilon: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.attacks, (str, bytes)) or not isinstance(self.attacks, (list, tuple)) or not all(
+                isinstance(a, Attack) for a in self.attacks) or not self.attacks:
+            raise BioflowError("AttackSuite.attacks must be a non-empty list of attacks (@Attack(), …), got "
+                               f"{self.attacks!r}.")
+        check_positive_int(self.eot_samples, "AttackSuite.eot_samples", maximum=1000)
+        check_choice(self.space, SPACES, "AttackSuite.space", "spaces")
+        if self.n_images is not None:
+            check_positive_int(self.n_images, "AttackSuite.n_images", alternative=" or None (every test image)")
+        check_number(self.check_epsilon, "AttackSuite.check_epsilon", above=0, maximum=1)
+
+
+def _flat_norm(x, norm):
+    flat = tf.reshape(x, [tf.shape(x)[0], -1])
+    value = tf.reduce_max(tf.abs(flat), 1) if norm == "linf" else (
+        tf.sqrt(tf.reduce_sum(flat * flat, 1)) if norm == "l2" else tf.reduce_sum(tf.abs(flat), 1))
+    return tf.reshape(value, [-1, 1, 1, 1])
+
+
+def project_l1(delta, eps):
+    """Each image's ``delta`` projected onto the L1 ball of radius ``eps`` (Duchi et al. 2008, exact)."""
+    shape = tf.shape(delta)
+    flat = tf.reshape(delta, [shape[0], -1])
+    magnitude = tf.abs(flat)
+    inside = tf.reduce_sum(magnitude, 1, keepdims=True) <= eps
+    ordered = tf.sort(magnitude, axis=1, direction="DESCENDING")
+    cumulative = tf.cumsum(ordered, axis=1)
+    k = tf.cast(tf.range(1, tf.shape(flat)[1] + 1), flat.dtype)[None, :]
+    keep = tf.cast(ordered - (cumulative - eps) / k > 0, tf.int32)
+    rho = tf.maximum(tf.reduce_sum(keep, 1, keepdims=True), 1)
+    theta = (tf.gather(cumulative, rho - 1, batch_dims=1) - eps) / tf.cast(rho, flat.dtype)
+    shrunk = tf.sign(flat) * tf.maximum(magnitude - theta, 0.0)
+    return tf.reshape(tf.where(inside, flat, shrunk), shape)
+
+
+def _project(delta, eps, norm):
+    if norm == "linf":
+        return tf.clip_by_value(delta, -eps, eps)
+    if norm == "l2":
+        return delta * tf.minimum(1.0, eps / (_flat_norm(delta, "l2") + _EPS))
+    return project_l1(delta, eps)
+
+
+def _ascent(grad, norm):
+    """The steepest-ascent direction of unit size in ``norm`` (dense for L1, as ART's PGD)."""
+    if norm == "linf":
+        return tf.sign(grad)
+    return grad / (_flat_norm(grad, norm) + _EPS)
+
+
+def _random_start(shape, eps, norm, seed):
+    if norm == "linf":
+        return tf.random.stateless_uniform(shape, seed, -1.0, 1.0) * eps
+    direction = tf.random.stateless_normal(shape, seed)
+    radius = tf.random.stateless_uniform([shape[0], 1, 1, 1], seed + 1)
+    return _project(direction / (_flat_norm(direction, norm) + _EPS) * radius * eps, eps, norm)
+
+
+class Target:
+    """The differentiated function: attacked images in [0, 1] → class probabilities.
+
+    ``loss(x, labels)`` is each image's cross-entropy of its true class (the network outputs
+    probabilities), with the probabilities; ``gradient`` is the loss's gradient with respect to ``x``.
+    """
+
+    def __init__(self, model, stats, space="source"):
+        size = model.input_shape[1]
+        normalise = normaliser(stats)
+        interpolation = stats.get("interpolation") or "nearest"
+
+        def forward(x01):
+            x = x01 * 255.0
+            if space == "source":
+                x = resize(x, size, interpolation)
+            return tf.cast(model(normalise(x), training=False), tf.float32)
+
+        def loss(x01, labels):
+            probs = forward(x01)
+            picked = tf.gather(probs, labels, batch_dims=1)
+            return -tf.math.log(tf.clip_by_value(picked, _EPS, 1.0)), probs
+
+        def gradient(x01, labels, samples):
+            """``(gradient, mean loss)`` averaged over ``samples`` passes (EOT)."""
+            total, value = tf.zeros_like(x01), 0.0
+            for _ in range(samples):  # a Python loop: unrolled when traced
+                with tf.GradientTape() as tape:
+                    tape.watch(x01)
+                    batch_loss = tf.reduce_sum(loss(x01, labels)[0])
+                total += tape.gradient(batch_loss, x01, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                value += batch_loss
+            return total / samples, value / (samples * tf.cast(tf.shape(x01)[0], tf.float32))
+
+        def pgd(x0, labels, eps, alpha, start, norm, steps, samples):
+            """PGD's whole loop in one graph: the adversarial batch and the mean loss before each step
+            and after the last."""
+            x, losses = tf.clip_by_value(x0 + start, 0.0, 1.0), []
+            for _ in range(steps):
+                grad, value = gradient(x, labels, samples)
+                losses.append(value)
+                x = tf.clip_by_value(x0 + _project(x + alpha * _ascent(grad, norm) - x0, eps, norm), 0.0, 1.0)
+            losses.append(tf.reduce_mean(loss(x, labels)[0]))
+            return x, tf.stack(losses)
+
+        self.forward = tf.function(forward, reduce_retracing=True, autograph=False)
+        self.loss = tf.function(loss, reduce_retracing=True, autograph=False)
+        self._gradient = tf.function(gradient, reduce_retracing=True, autograph=False)
+        self.pgd = tf.function(pgd, reduce_retracing=True, autograph=False)
+
+    def gradient(self, x01, labels, samples):
+        """The loss's gradient with respect to ``x01``, averaged over ``samples`` passes (EOT)."""
+        return self._gradient(x01, labels, samples)[0]
+
+
+def is_stochastic(target, images):
+    """True when two passes over the same images give different probabilities."""
+    x = tf.constant(images[:8])
+    return not np.array_equal(target.forward(x).numpy(), target.forward(x).numpy())
+
+
+def _attack_batch(target, x0, labels, eps, attack, samples, seed):
+    """``(adversarial images, per-iteration mean losses)`` of one batch at one budget (eager around graphs)."""
+    norm = attack.norm
+    if attack.kind == "fgsm":
+        step = _ascent(target.gradient(x0, labels, samples), norm) * eps
+        return tf.clip_by_value(x0 + _project(step, eps, norm), 0.0, 1.0), []
+    alpha = attack.step_size * eps / attack.steps
+    start = _random_start(tf.shape(x0), eps, norm, seed) if attack.random_start else tf.zeros_like(x0)
+    x, losses = target.pgd(x0, labels, tf.constant(eps, tf.float32), tf.constant(alpha, tf.float32), start, norm,
+                           attack.steps, samples)
+    return x, list(losses.numpy())
+
+
+@dataclasses.dataclass
+class Adversarial:
+    """What an attack suite computed: the table, the summary record and the checks' warnings."""
+
+    table: pd.DataFrame
+    summary: dict
+    warnings: list
+
+
+def run(model, info, images, labels, suite, meta, *, batch_size=64, set_name="test", echo=print):
+    """Attack ``model`` on ``images`` ([0, 1], in ``suite.space``) with every attack and budget of ``suite``."""
+    target = Target(model, info["data"], suite.space)
+    stochastic = is_stochastic(target, images)
+    samples = suite.eot_samples if stochastic else 1
+    n = len(labels)
+    rows, curves = [], {}
+
+    def evaluate(attack, eps, restart_seed):
+        correct, loss_sum, iteration_losses = np.ones(n, bool), 0.0, []
+        for start in range(0, n, batch_size):
+            x0 = tf.constant(images[start:start + batch_size])
+            y = tf.constant(labels[start:start + batch_size])
+            survived = np.ones(len(y), bool)
+            batch_loss = None
+            for restart in range(attack.restarts if attack.kind == "pgd" else 1):
+                seed = tf.constant([restart_seed, start * 101 + restart], tf.int32)
+                x, losses = (x0, []) if eps == 0 else _attack_batch(target, x0, y, eps, attack, samples, seed)
+                loss, probs = target.loss(x, y)  # a fresh pass: the accuracy of a random network is measured anew
+                survived &= probs.numpy().argmax(1) == y.numpy()
+                batch_loss = loss.numpy() if batch_loss is None else np.maximum(batch_loss, loss.numpy())
+                if losses and restart == 0:
+                    iteration_losses.append(np.asarray(losses) * len(y))
+            correct[start:start + len(y)] = survived
+            loss_sum += float(batch_loss.sum())
+        curve = np.sum(iteration_losses, 0) / n if iteration_losses else None
+        return float(correct.mean()), loss_sum / n, curve
+
+    clean_accuracy = float(np.mean(np.concatenate([
+        target.forward(tf.constant(images[s:s + batch_size])).numpy().argmax(1)
+        for s in range(0, n, batch_size)]) == labels))
+    for a_index, attack in enumerate(suite.attacks):
+        echo(f"Attacking {set_name}: {attack.name} at {len(attack.epsilons)} budgets"
+             + (f" (EOT over {samples} passes)" if samples > 1 else ""))
+        for eps in attack.epsilons:
+            acc, loss, curve = evaluate(attack, float(eps), suite.seed * 1009 + a_index)
+            rows.append(dict(meta, Set=set_name, Attack=attack.kind, Norm=attack.norm, Epsilon=float(eps),
+                             Steps=attack.steps if attack.kind == "pgd" else 1,
+                             Restarts=attack.restarts if attack.kind == "pgd" else 1, EOT=samples, Space=suite.space,
+                             Accuracy=acc, Loss=loss))
+            if curve is not None:
+                curves[(attack.name, float(eps))] = curve
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    probe = Attack(kind="pgd", norm="linf", epsilons=(suite.check_epsilon,), steps=10, restarts=1)
+    large, _, _ = evaluate(probe, suite.check_epsilon, suite.seed * 1009 + 997)
+    checks = masking_checks(table, curves, clean_accuracy, large, suite.check_epsilon,
+                            classes=int(model.output_shape[-1]), n=n, stochastic=stochastic)
+    warnings = [c["detail"] for c in checks if not c["passed"]]
+    for warning in warnings:
+        echo(f"Warning: gradient masking check failed: {warning}")
+    aucs = {}
+    for (kind, norm), group in table.groupby(["Attack", "Norm"], sort=False):
+        if len(group) >= 2:
+            aucs[f"{kind}-{norm}"] = metrics.auc(group["Epsilon"], group["Accuracy"])
+    summary = dict(space=suite.space, eot_samples=samples, stochastic=stochastic, n_images=n,
+                   clean_accuracy=clean_accuracy, auc=aucs, checks=checks, warnings=warnings)
+    return Adversarial(table, summary, warnings)
+
+
+def masking_checks(table, curves, clean_accuracy, large_accuracy, large_epsilon, *, classes, n, stochastic):
+    """Carlini et al.'s checks on one suite's results, each ``{name, passed, detail}``.
+
+    The tolerance is one image for a deterministic network (PGD's random starts may spare one image
+    at a larger ε), and two binomial standard errors more for a random one.
+    """
+    tolerance = 1.0 / n + (2 * math.sqrt(0.25 / n) if stochastic else 0.0)
+    checks = []
+
+    def check(name, passed, detail):
+        checks.append(dict(name=name, passed=bool(passed), detail=detail))
+
+    zero = table[table["Epsilon"] == 0.0]
+    for _, row in zero.iterrows():
+        check("epsilon_zero_is_clean", abs(row["Accuracy"] - clean_accuracy) <= tolerance - 1.0 / n + 1e-9,
+              f"{row['Attack']}-{row['Norm']} at ε = 0 gives {row['Accuracy']:.3f}, the clean accuracy is "
+              f"{clean_accuracy:.3f}")
+    for (kind, norm), group in table.groupby(["Attack", "Norm"], sort=False):
+        ordered = group.sort_values("Epsilon")["Accuracy"].to_numpy()
+        rises = np.diff(ordered).max(initial=0.0)
+        check("accuracy_falls_with_epsilon", rises <= tolerance + 1e-9,
+              f"{kind}-{norm}'s accuracy rises by {rises:.3f} between two budgets")
+    for norm, group in table.groupby("Norm", sort=False):
+        fgsm = group[group["Attack"] == "fgsm"].set_index("Epsilon")["Accuracy"]
+        pgd = group[group["Attack"] == "pgd"].set_index("Epsilon")["Accuracy"]
+        for eps in sorted(set(fgsm.index) & set(pgd.index)):
+            check("pgd_at_most_fgsm", pgd[eps] <= fgsm[eps] + tolerance + 1e-9,
+                  f"PGD ({pgd[eps]:.3f}) is above FGSM ({fgsm[eps]:.3f}) in {norm} at ε = {eps:.4g}")
+    for (name, eps), curve in curves.items():
+        if eps > 0:
+            check("loss_rises_over_iterations", curve[-1] > curve[0],
+                  f"{name} at ε = {eps:.4g}: the loss went from {curve[0]:.4f} to {curve[-1]:.4f} over its "
+                  "iterations (a gradient that does not lead anywhere)")
+    chance = 1.0 / classes
+    check("large_epsilon_reaches_chance", large_accuracy <= chance + tolerance + 1e-9,
+          f"PGD in L∞ at ε = {large_epsilon:g} leaves {large_accuracy:.3f} accuracy, above chance ({chance:.3f})")
+    return checks

@@ -1,0 +1,154 @@
+"""Adversarial evaluation on the session's tiny trained network: FGSM and PGD, the gradient-masking
+checks (and a network that masks its gradients on purpose), ART's PGD as a cross-check, and the
+CLI's results/adversarial.csv."""
+import json
+
+import gin
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from bioflow import attacks, config
+from bioflow.cli import main
+from bioflow.data import DataPipeline
+from bioflow.errors import BioflowError
+from bioflow.evaluate import evaluation_sets, result_meta
+from bioflow.training import rundir
+from helpers import TINY_TRAIN
+
+QUICK = attacks.AttackSuite(attacks=(attacks.Attack(kind="fgsm"), attacks.Attack(kind="pgd")))
+
+
+@pytest.fixture(scope="module")
+def learned_run(tmp_path_factory):
+    """A tiny Gabor VGG-16 above chance (the session's 2-epoch run sits at chance): 4 epochs on 1,024 images."""
+    from bioflow.runner import train
+
+    config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 4", "Synthetic.n_train = 1024"])
+    return train(workdir=str(tmp_path_factory.mktemp("runs")), label="attacks")
+
+
+def _setup(run, n_test=64):
+    """``(model, run info, source images, labels)``: the run's model and its synthetic test images."""
+    config.parse([str(run / "operative_config.gin")], [f"Synthetic.n_test = {n_test}"])
+    model, info = rundir.load_run(run, False)
+    pipeline = gin.get_configurable(DataPipeline)()
+    images, labels = evaluation_sets(pipeline, info["data"], 32, None)["test"]
+    return model, info, images, labels
+
+
+def _accuracies(result):
+    table = result.table
+    return {(r.Attack, r.Epsilon): r.Accuracy for r in table.itertuples()}
+
+
+def test_pgd_is_at_most_fgsm_is_at_most_clean_and_a_large_budget_reaches_chance(learned_run):
+    run = learned_run
+    model, info, images, labels = _setup(run)
+    result = attacks.run(model, info, images, labels, QUICK, result_meta(model, info), echo=lambda _: None)
+    acc = _accuracies(result)
+    clean = result.summary["clean_accuracy"]
+    assert clean > 0.2  # above chance (0.1): the tiny run learned something to attack
+    # One image of 64: FGSM is a linearisation, so at a tiny ε it may leave one image correct that
+    # the clean pass got wrong, or PGD's random start spare one image that FGSM's step did not.
+    slack = 1 / 64 + 1e-9
+    for eps in QUICK.attacks[0].epsilons:
+        assert acc[("pgd", eps)] <= acc[("fgsm", eps)] + slack <= clean + 2 * slack, eps
+    assert acc[("pgd", 0.0)] == acc[("fgsm", 0.0)] == clean
+    assert acc[("pgd", 8 / 255)] < clean  # the attack does something at RobustBench's budget
+    checks = {c["name"]: c["passed"] for c in result.summary["checks"]}
+    assert all(checks.values()) and result.warnings == [], result.summary["checks"]
+    assert set(checks) == {"epsilon_zero_is_clean", "accuracy_falls_with_epsilon", "pgd_at_most_fgsm",
+                           "loss_rises_over_iterations", "large_epsilon_reaches_chance"}
+    assert result.summary["eot_samples"] == 1 and result.summary["space"] == "source"
+    assert set(result.summary["auc"]) == {"fgsm-linf", "pgd-linf"}
+
+
+class ZeroGradientRounding(keras.layers.Layer):
+    """Rounds its input to 1/255 steps and passes no gradient: a front end that masks gradients."""
+
+    def call(self, x):
+        return tf.stop_gradient(tf.round(x * 255.0) / 255.0)
+
+
+def test_a_network_that_masks_its_gradients_is_flagged(learned_run):
+    run = learned_run
+    model, info, images, labels = _setup(run)
+    inputs = keras.Input(model.input_shape[1:])
+    masked = keras.Model(inputs, model(ZeroGradientRounding()(inputs)))
+    result = attacks.run(masked, info, images, labels, QUICK, result_meta(model, info), echo=lambda _: None)
+    failed = {c["name"] for c in result.summary["checks"] if not c["passed"]}
+    assert {"loss_rises_over_iterations", "large_epsilon_reaches_chance"} <= failed, result.summary["checks"]
+    assert any("above chance" in w for w in result.warnings)
+    acc = _accuracies(result)
+    assert acc[("fgsm", 8 / 255)] == acc[("fgsm", 0.0)]  # FGSM's step is sign(0) = 0: no pixel moves
+
+
+def test_pgd_matches_arts_pgd_to_one_point(learned_run):
+    """The same model, budget, step and start (no random start) as ART's ProjectedGradientDescent."""
+    from art.attacks import evasion as art_evasion  # the test extra installs ART
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    run = learned_run
+    model, info, images, labels = _setup(run, n_test=256)
+    eps, steps = 4 / 255, 10
+    pgd = attacks.Attack(kind="pgd", norm="linf", epsilons=(eps,), steps=steps, random_start=False)
+    ours = attacks.run(model, info, images, labels, attacks.AttackSuite(attacks=(pgd,)), result_meta(model, info),
+                       echo=lambda _: None).table["Accuracy"].item()
+    target = attacks.Target(model, info["data"], "source")
+
+    def probabilities(x, training=False):  # ART calls its model with training=
+        return target.forward(x)
+
+    classifier = TensorFlowV2Classifier(model=probabilities, nb_classes=10, input_shape=images.shape[1:],
+                                        loss_object=keras.losses.SparseCategoricalCrossentropy(),
+                                        clip_values=(0.0, 1.0))
+    art = art_evasion.ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=2.5 * eps / steps,
+                                               max_iter=steps, num_random_init=0, batch_size=64, verbose=False)
+    adversarial = art.generate(images, y=labels)
+    theirs = float(np.mean(target.forward(tf.constant(adversarial)).numpy().argmax(1) == labels))
+    assert abs(ours - theirs) <= 0.01, (ours, theirs)
+    assert ours < float(np.mean(target.forward(tf.constant(images)).numpy().argmax(1) == labels))
+
+
+def test_l1_projection_is_exact():
+    rng = np.random.default_rng(0)
+    delta = tf.constant(rng.normal(size=(3, 4, 4, 1)).astype("float32"))
+    projected = attacks.project_l1(delta, 2.0).numpy().reshape(3, -1)
+    assert np.allclose(np.abs(projected).sum(1), 2.0, atol=1e-5)  # on the sphere: every one was outside
+    flat = delta.numpy().reshape(3, -1)
+    for row, original in zip(projected, flat):  # the soft threshold: same signs, shrunk by one θ
+        kept = row != 0
+        theta = np.abs(original[kept]) - np.abs(row[kept])
+        assert np.allclose(theta, theta[0], atol=1e-5) and np.all(np.sign(row[kept]) == np.sign(original[kept]))
+    inside = tf.constant(np.full((1, 2, 2, 1), 0.1, np.float32))
+    np.testing.assert_array_equal(attacks.project_l1(inside, 1.0).numpy(), inside.numpy())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="cw"), "Unknown Attack.kind 'cw'"),
+    (dict(norm="l0"), "Unknown Attack.norm 'l0'"),
+    (dict(epsilons=()), "Attack.epsilons must be a non-empty list"),
+    (dict(epsilons=(-0.1,)), "Attack.epsilons"),
+    (dict(steps=0), "Attack.steps must be a positive integer"),
+])
+def test_attack_settings_are_checked(kwargs, message):
+    with pytest.raises(BioflowError, match=message):
+        attacks.Attack(**kwargs)
+    with pytest.raises(BioflowError, match="AttackSuite.attacks must be a non-empty list"):
+        attacks.AttackSuite(attacks=())
+
+
+def test_evaluate_attacks_quick_writes_the_adversarial_table(tiny_run):
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--attacks", "quick", "--n-images", "32"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tiny_run / "results" / "adversarial.csv")
+    assert tuple(table.columns) == attacks.COLUMNS and len(table) == 10  # 2 attacks × 5 budgets
+    assert set(table["Attack"]) == {"fgsm", "pgd"} and set(table["Space"]) == {"source"}
+    assert (table["EOT"] == 1).all() and (table[table["Attack"] == "pgd"]["Steps"] == 10).all()
+    summary = json.loads((tiny_run / "results" / "robustness.json").read_text())
+    assert summary["adversarial"]["n_images"] == 32 and len(summary["adversarial"]["checks"]) >= 5
+    assert "Attacking test: pgd-linf at 5 budgets" in result.output
