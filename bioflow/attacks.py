@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from bioflow import metrics
+from bioflow import metrics, tensorflow_runtime
 from bioflow.data.preprocessing import normaliser, resize
 from bioflow.errors import BioflowError, check_choice
 from bioflow.validation import check_bool, check_number, check_positive_int
@@ -180,7 +180,8 @@ class Target:
 
         def loss(x01, labels):
             probs = forward(x01)
-            picked = tf.gather(probs, labels, batch_dims=1)
+            picked = tf.reduce_sum(probs * tf.one_hot(labels, tf.shape(probs)[1]), 1)  # no gather: its gradient
+            # takes an int32 kernel that oneDNN logs about on CPUs without AVX-512
             return -tf.math.log(tf.clip_by_value(picked, _EPS, 1.0)), probs
 
         def gradient(x01, labels, samples):
@@ -244,7 +245,16 @@ class Adversarial:
 
 
 def run(model, info, images, labels, suite, meta, *, batch_size=64, set_name="test", echo=print):
-    """Attack ``model`` on ``images`` ([0, 1], in ``suite.space``) with every attack and budget of ``suite``."""
+    """Attack ``model`` on ``images`` ([0, 1], in ``suite.space``) with every attack and budget of ``suite``.
+
+    The first runs of the gradient graphs log a oneDNN note through TensorFlow's C++ log on CPUs
+    without AVX-512; it is held back like TensorFlow's start-up log (``bioflow --verbose`` shows it).
+    """
+    with tensorflow_runtime.quietly():
+        return _run(model, info, images, labels, suite, meta, batch_size, set_name, echo)
+
+
+def _run(model, info, images, labels, suite, meta, batch_size, set_name, echo):
     target = Target(model, info["data"], suite.space)
     stochastic = is_stochastic(target, images)
     samples = suite.eot_samples if stochastic else 1

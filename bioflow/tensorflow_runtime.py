@@ -49,6 +49,20 @@ def _replay(text, everything):
         sys.stderr.flush()
 
 
+@contextlib.contextmanager
+def quietly():
+    """Hold TensorFlow's C++ log back while the block runs (a graph's first run logs, as its import
+    does: oneDNN's note on int32 kernels, say); every other line written to descriptor 2 comes back."""
+    failed, held = True, []
+    try:
+        with _held_stderr() as held:
+            yield
+            failed = False
+    finally:
+        if held:  # the text comes back even when the block raised (then all of it)
+            _replay(held[0], everything=failed or verbose())
+
+
 def load():
     """Import TensorFlow (and query its devices once) with the C++ start-up log held back.
 

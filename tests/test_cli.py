@@ -157,3 +157,19 @@ def test_a_command_that_loads_tensorflow_prints_none_of_its_cpp_log(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Model: vgg16_gabor" in done.stdout
     assert not re.search(r"^([IWEF]\d{4} |WARNING: All log messages before absl)", done.stderr, re.M), done.stderr
+
+
+def test_quietly_gives_back_other_lines_even_when_its_block_fails():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os\nfrom bioflow import tensorflow_runtime as t\ntry:\n    with t.quietly():\n"
+            "        os.write(2, b'E0000 00:00:1796142912.207825   25163 util.cc:131] oneDNN supports DT_INT32\\n'"
+            " b'kept\\n')\n        raise RuntimeError('boom')\nexcept RuntimeError:\n    pass\n"
+            "with t.quietly():\n    os.write(2, b'E0000 00:00:1.5   1 util.cc:131] a note\\nalso kept\\n')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "BIOFLOW_VERBOSE"})
+    # the failed block gives everything back (its log may explain the failure); the other only "also kept"
+    assert done.stderr.splitlines() == ["E0000 00:00:1796142912.207825   25163 util.cc:131] oneDNN supports DT_INT32",
+                                        "kept", "also kept"], done.stderr
