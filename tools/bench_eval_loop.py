@@ -1,0 +1,70 @@
+"""Benchmark: the evaluation loop against pure batched inference on the same images.
+
+The network is the quickstart's (built, not trained: the time does not depend on the weights). Side
+by side in one process, on the same cached [0, 1] images and batch size:
+
+* baseline: for each of the suite's conditions, every batch through the normalise-and-predict
+  graph only (no perturbation, no bookkeeping): the floor of any evaluation;
+* bioflow: ``evaluate``'s loop (``bioflow.evaluate._Evaluator.run``) over the same conditions: the
+  clean pass and every (noise, level) of the paper's suite, perturbation included.
+
+Prints each side's median time over ``--repeats`` and the ratio (bioflow / baseline).
+
+    python tools/bench_eval_loop.py [--images 500] [--repeats 3]
+"""
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from _timing import median_seconds  # noqa: E402
+from bioflow import config, noise  # noqa: E402
+from bioflow.data.preprocessing import normaliser  # noqa: E402
+from bioflow.evaluate import _Evaluator, to_0_255  # noqa: E402
+from bioflow.model import build_model  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    config.parse(["quickstart"])
+    model = build_model()
+    size = model.input_shape[1]
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(args.images, size, size, 1)).astype(np.float32)
+    labels = rng.integers(0, 10, args.images).astype(np.int64)
+    stats = dict(mean=120.0, std=60.0, normalisation="featurewise", interpolation="nearest")
+    suite = noise.NoiseSuite()
+    conditions = [(None, None)] + [(name, level) for name, levels in suite.items() for level in levels]
+    normalise = normaliser(stats)
+    predict = tf.function(lambda x: model(normalise(to_0_255(x)), training=False), autograph=False)
+    batches = [tf.constant(images[s:s + args.batch_size]) for s in range(0, args.images, args.batch_size)]
+
+    def baseline():
+        for _ in conditions:
+            last = None
+            for x in batches:
+                last = predict(x)
+            last.numpy()  # wait for the condition's last batch, as a result would
+
+    evaluator = _Evaluator(model, stats, args.batch_size, 0, 0.5, False)
+
+    def loop():
+        for name, level in conditions:
+            evaluator.run(images, labels, name, level)
+
+    t_base = median_seconds(baseline, args.repeats)
+    t_loop = median_seconds(loop, args.repeats)
+    print(f"{args.images} images of {size}x{size}, {len(conditions)} conditions (clean + the paper's suite), "
+          f"batch {args.batch_size}")
+    print(f"pure batched inference: {t_base:.2f} s   evaluation loop: {t_loop:.2f} s   ratio {t_loop / t_base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
