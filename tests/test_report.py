@@ -257,3 +257,33 @@ def test_explained_entries_get_an_explain_section(pair_copy, tmp_path):
     assert 'id="explain"' in page_html and "Explain: Grad-CAM and occlusion" in page_html
     assert not any("Explain" in p for p in data.problems)
     assert (tmp_path / "report_data" / "explain_centre_mass.csv").is_file()
+
+
+def test_attacked_entries_get_an_adversarial_section_with_their_masking_checks(pair_copy, tmp_path):
+    out = tmp_path / "attacked"
+    result = CliRunner().invoke(main, ["evaluate", "--entry", "gabor", "--zoo", str(pair_copy), "--out", str(out),
+                                       "--attacks", "quick", "--n-images", "16"])
+    assert result.exit_code == 0, result.output
+    # as if published with its attacks (an entry's files never change in place)
+    entry = pair_copy / "gabor" / "1.0.0" / "results"
+    shutil.copy(out / "results" / "adversarial.csv", entry / "adversarial.csv")
+    summary = json.loads((entry / "robustness.json").read_text())
+    summary["adversarial"] = json.loads((out / "results" / "robustness.json").read_text())["adversarial"]
+    (entry / "robustness.json").write_text(json.dumps(summary))
+    data = build_report(tmp_path / "report.html", pair_copy, all_entries=True)
+    curves = data.adversarial
+    assert set(curves["Model"]) == {"vgg16_gabor"} and len(curves) == 10  # 2 attacks × 5 budgets
+    measured = pd.read_csv(entry / "adversarial.csv").set_index(["Attack", "Epsilon"])["Accuracy"]
+    for row in curves.itertuples():
+        assert row.Accuracy == pytest.approx(measured[(row.Attack, row.Epsilon)]) and row.Trials == 1
+    checks = data.masking_checks
+    assert len(checks) == len(summary["adversarial"]["checks"]) >= 5 and set(checks["Model"]) == {"vgg16_gabor"}
+    page_html = (tmp_path / "report.html").read_text()
+    assert 'id="adversarial"' in page_html and 'id="masking"' in page_html
+    assert not any("Adversarial" in p for p in data.problems)  # the unattacked entry is not a problem
+    assert (tmp_path / "report_data" / "adversarial_curves.csv").is_file()
+    assert (tmp_path / "report_data" / "masking_checks.csv").is_file()
+    del summary["adversarial"]
+    (entry / "robustness.json").write_text(json.dumps(summary))
+    data = build_report(tmp_path / "again.html", pair_copy, all_entries=True)
+    assert any("records no gradient-masking checks" in p for p in data.problems) and data.masking_checks.empty

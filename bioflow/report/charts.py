@@ -117,6 +117,44 @@ def explain_centre_mass(explain):
         x="independent")
 
 
+def adversarial_chart(curves):
+    """Accuracy against ε, one panel per attack and norm: mean over trials, 95% band, chance line."""
+    if curves.empty:
+        return None
+    panels = []
+    for (attack, norm), data in curves.groupby(["Attack", "Norm"], sort=False):
+        base = alt.Chart(data).encode(x=alt.X("Epsilon:Q", title=f"ε ({norm})"))
+        y = alt.Y("Accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1]))
+        band = base.mark_area(opacity=0.2).encode(y=alt.Y("Lower:Q", title="accuracy"), y2="Upper:Q",
+                                                   color=_colour(), detail="Model:N")
+        line = base.mark_line(point=True).encode(
+            y=y, color=_colour(), strokeDash=_dash(), detail="Model:N",
+            tooltip=["Model:N", alt.Tooltip("Epsilon:Q", format=".4g"), alt.Tooltip("Accuracy:Q", format=".3f"),
+                     alt.Tooltip("Lower:Q", format=".3f"), alt.Tooltip("Upper:Q", format=".3f"), "Trials:Q"])
+        chance = alt.Chart(pd.DataFrame({"chance": [CHANCE]})).mark_rule(color="grey", strokeDash=[2, 2]).encode(
+            y="chance:Q")
+        panels.append(alt.layer(band, line, chance).properties(title=f"{attack.upper()} in {norm}", width=WIDTH,
+                                                               height=HEIGHT))
+    return alt.concat(*panels, columns=4)
+
+
+def masking_chart(checks):
+    """Each model's gradient-masking checks: a cell per check, red where any trial failed it."""
+    if checks.empty:
+        return None
+    table = checks.groupby(["Model", "Check"], sort=False).agg(
+        Passed=("Passed", "all"), Detail=("Detail", lambda d: "; ".join(sorted(set(d))))).reset_index()
+    table["Result"] = table["Passed"].map({True: "passed", False: "FAILED"})
+    base = alt.Chart(table).encode(x=alt.X("Check:N", title=None, sort=None), y=alt.Y("Model:N", title=None))
+    cells = base.mark_rect().encode(
+        color=alt.Color("Result:N", title="check", scale=alt.Scale(domain=["passed", "FAILED"],
+                                                                   range=["#4c9a2a", "#d62728"])),
+        tooltip=["Model:N", "Check:N", "Result:N", "Detail:N"])
+    text = base.mark_text(fontSize=10, color="white").encode(text="Result:N")
+    return alt.layer(cells, text).properties(width=alt.Step(150), height=alt.Step(24),
+                                             title="Gradient-masking checks (Carlini et al. 2019)")
+
+
 CHARTS = (
     ("perturbation", "Perturbation curves", perturbation_chart, "curves"),
     ("auc_heatmap", "Robustness: AUC per noise", auc_heatmap, "aucs"),
@@ -124,6 +162,8 @@ CHARTS = (
     ("generalisation", "Generalisation to CIFAR-10G", generalisation_chart, "generalisation"),
     ("learning_curves", "Learning curves", learning_curves, "history"),
     ("explain", "Explain: Grad-CAM centre mass against noise level", explain_centre_mass, "explain"),
+    ("adversarial", "Adversarial: accuracy against ε", adversarial_chart, "adversarial"),
+    ("masking", "Adversarial: gradient-masking checks", masking_chart, "masking_checks"),
 )
-#: Charts of data that only some reports have (``bioflow explain``): not a problem when absent.
-OPTIONAL_CHARTS = ("explain",)
+#: Charts of data that only some reports have (``bioflow explain``, ``--attacks``): not a problem when absent.
+OPTIONAL_CHARTS = ("explain", "adversarial", "masking")

@@ -6,6 +6,7 @@ their mean with a 95% confidence band. Everything that is missing (an entry with
 history or a filter bank) is recorded in ``problems`` and left out, and the rest still renders.
 """
 import dataclasses
+import json
 import pathlib
 
 import numpy as np
@@ -47,12 +48,15 @@ class ReportData:
     problems: list
     reference: dict
     explain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    adversarial: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    masking_checks: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def tables(self):
         """``{file stem: table}`` of the data saved beside the HTML."""
         return dict(models=self.models, perturbation=self.perturbation, perturbation_curves=self.curves,
                     auc=self.aucs, auc_ratio=self.ratios, generalisation=self.generalisation, history=self.history,
-                    explain_centre_mass=self.explain)
+                    explain_centre_mass=self.explain, adversarial_curves=self.adversarial,
+                    masking_checks=self.masking_checks)
 
 
 def select(zoo, specs=(), label=None, all_entries=False, problems=None):
@@ -103,6 +107,8 @@ def _meta(entry):
 
 #: The Grad-CAM table that ``bioflow explain`` writes (optional: only explained entries have it).
 EXPLAIN_TABLE = "results/explain/gradcam.csv"
+#: The attacks' table of ``bioflow evaluate --attacks`` (optional: only attacked entries have it).
+ADVERSARIAL_TABLE = "results/adversarial.csv"
 #: ``file: (required columns, numeric columns)`` of the tables a report reads from an entry.
 TABLE_COLUMNS = {
     "results/perturbation.csv": (("Noise", "LI", "Level", "Accuracy"), ("LI", "Level", "Accuracy")),
@@ -110,6 +116,7 @@ TABLE_COLUMNS = {
     "history.csv": (("epoch", "loss", "accuracy", "val_loss", "val_accuracy"),
                     ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")),
     EXPLAIN_TABLE: (("Noise", "Level", "Target", "CentreMass"), ("Level",)),
+    ADVERSARIAL_TABLE: (("Attack", "Norm", "Epsilon", "Accuracy"), ("Epsilon", "Accuracy")),
 }
 
 
@@ -225,9 +232,14 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     problems = []
     entries = select(zoo, specs, label, all_entries, problems) if (specs or label or all_entries or not published) \
         else []
-    pert, gen, hist, explained = [], [], [], []
+    pert, gen, hist, explained, attacked, checks = [], [], [], [], [], []
     for e in entries:
         meta = _meta(e)
+        if (e.folder / ADVERSARIAL_TABLE).exists():  # attacked entries only
+            table = _read_csv(e, ADVERSARIAL_TABLE, problems, "its adversarial curves are not shown")
+            if table is not None:
+                attacked.append(table.drop(columns=[c for c in meta if c in table]).assign(**meta))
+                checks += _masking_checks(e, meta, problems)
         table = _read_csv(e, "results/perturbation.csv", problems, "it has no perturbation curves or AUCs")
         if table is not None:
             table = table[table["Set"] == "test"] if "Set" in table else table
@@ -282,7 +294,35 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     return ReportData(entries=entries, models=models, perturbation=perturbation,
                       curves=curves_table(perturbation), aucs=aucs, ratios=ratios,
                       generalisation=generalisation_table(generalisation), history=history, problems=problems,
-                      reference=refs, explain=centre_mass_table(explained))
+                      reference=refs, explain=centre_mass_table(explained), adversarial=adversarial_table(attacked),
+                      masking_checks=pd.DataFrame(checks, columns=MASKING_COLUMNS))
+
+
+#: The columns of the report's masking-check table: one row per entry and check.
+MASKING_COLUMNS = ["Model", "Entry", "Convolution", "Base", "Trial", "Check", "Passed", "Detail"]
+
+
+def _masking_checks(entry, meta, problems):
+    """The gradient-masking checks an entry's evaluation recorded (``robustness.json``), one row each."""
+    try:
+        summary = json.loads((entry.folder / "results" / "robustness.json").read_text())
+        records = summary["adversarial"]["checks"]
+        rows = [dict(meta, Check=str(c["name"]), Passed=bool(c["passed"]), Detail=str(c["detail"])[:300])
+                for c in records]
+    except (OSError, ValueError, KeyError, TypeError):
+        problems.append(f"{entry.spec}: results/robustness.json records no gradient-masking checks, so they are "
+                        "not shown.")
+        return []
+    return rows
+
+
+def adversarial_table(tables):
+    """Mean accuracy over trials with a 95% band, per model, attack, norm and ε."""
+    if not tables:
+        return pd.DataFrame(columns=["Model", "Convolution", "Base", "Attack", "Norm", "Epsilon", "Accuracy", "Lower",
+                                     "Upper", "Trials"])
+    table = pd.concat(tables, ignore_index=True)
+    return _mean_over_trials(table, ["Model", "Convolution", "Base", "Attack", "Norm", "Epsilon"])
 
 
 def centre_mass_table(tables):
