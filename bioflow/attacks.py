@@ -29,7 +29,7 @@ from bioflow.data.preprocessing import normaliser, resize
 from bioflow.errors import BioflowError, check_choice
 from bioflow.validation import check_bool, check_number, check_positive_int
 
-KINDS = ("fgsm", "pgd")
+KINDS = ("fgsm", "pgd", "autoattack")
 NORMS = ("linf", "l2", "l1")
 SPACES = ("source", "input")
 #: The columns of ``results/adversarial.csv``.
@@ -44,7 +44,9 @@ class Attack:
     """One attack at several budgets.
 
     Attributes:
-        kind: ``'fgsm'`` (one step of size ε) or ``'pgd'`` (projected gradient ascent).
+        kind: ``'fgsm'`` (one step of size ε), ``'pgd'`` (projected gradient ascent) or
+            ``'autoattack'`` (the Adversarial Robustness Toolbox's AutoAttack, L∞ or L2 only; the
+            ``attacks`` extra).
         norm: ``'linf'``, ``'l2'`` or ``'l1'``: the ball ε measures.
         epsilons: the budgets, in the attacked space's [0, 1] units (8/255 = 0.0314 for L∞).
         steps: PGD's iterations.
@@ -74,6 +76,8 @@ class Attack:
         check_number(self.step_size, "Attack.step_size", above=0, maximum=100)
         check_positive_int(self.restarts, "Attack.restarts", maximum=100)
         check_bool(self.random_start, "Attack.random_start")
+        if self.kind == "autoattack" and self.norm == "l1":
+            raise BioflowError("Attack.kind 'autoattack' is defined in L∞ and L2; use norm 'linf' or 'l2'.")
 
     @property
     def name(self) -> str:
@@ -235,6 +239,39 @@ def _attack_batch(target, x0, labels, eps, attack, samples, seed):
     return x, list(losses.numpy())
 
 
+def autoattack(target, images, labels, eps, norm, batch_size, classes):
+    """AutoAttack on ``images`` through the Adversarial Robustness Toolbox (its default ensemble:
+    APGD-CE and APGD-DLR with 5 restarts of 100 iterations, DeepFool and Square with 5,000 queries),
+    given the network's log-probabilities as logits; returns the adversarial images."""
+    import os
+
+    try:
+        from art.attacks.evasion import AutoAttack
+        from art.estimators.classification import TensorFlowV2Classifier
+    except ImportError as err:
+        raise BioflowError("Attack.kind 'autoattack' runs the Adversarial Robustness Toolbox's AutoAttack: "
+                           "install it with pip install 'bioflow[attacks]'.") from err
+    import keras
+
+    def logits(x, training=False):  # ART passes training=; log p is a logit: softmax(log p) = p
+        return tf.math.log(tf.clip_by_value(target.forward(x), _EPS, 1.0))
+
+    classifier = TensorFlowV2Classifier(model=logits, nb_classes=classes, input_shape=images.shape[1:],
+                                        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                        clip_values=(0.0, 1.0))
+    attack = AutoAttack(classifier, norm=np.inf if norm == "linf" else 2, eps=eps, eps_step=2 * eps,
+                        batch_size=batch_size)
+    quiet = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # ART's sub-attacks draw progress bars
+    try:
+        return attack.generate(images, y=labels)
+    finally:
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
+
+
 @dataclasses.dataclass
 class Adversarial:
     """What an attack suite computed: the table, the summary record and the checks' warnings."""
@@ -262,6 +299,15 @@ def _run(model, info, images, labels, suite, meta, batch_size, set_name, echo):
     rows, curves = [], {}
 
     def evaluate(attack, eps, restart_seed):
+        if attack.kind == "autoattack":
+            if stochastic:
+                raise BioflowError("AutoAttack is for deterministic networks (RobustBench rejects random defences); "
+                                   "this one is random at inference: attack it with PGD, which averages over "
+                                   "AttackSuite.eot_samples passes.")
+            x = images if eps == 0 else autoattack(target, images, labels, eps, attack.norm, batch_size,
+                                                   int(model.output_shape[-1]))
+            loss, probs = target.loss(tf.constant(x), tf.constant(labels))
+            return float(np.mean(probs.numpy().argmax(1) == labels)), float(np.mean(loss.numpy())), None
         correct, loss_sum, iteration_losses = np.ones(n, bool), 0.0, []
         for start in range(0, n, batch_size):
             x0 = tf.constant(images[start:start + batch_size])
@@ -290,8 +336,9 @@ def _run(model, info, images, labels, suite, meta, batch_size, set_name, echo):
         for eps in attack.epsilons:
             acc, loss, curve = evaluate(attack, float(eps), suite.seed * 1009 + a_index)
             rows.append(dict(meta, Set=set_name, Attack=attack.kind, Norm=attack.norm, Epsilon=float(eps),
-                             Steps=attack.steps if attack.kind == "pgd" else 1,
-                             Restarts=attack.restarts if attack.kind == "pgd" else 1, EOT=samples, Space=suite.space,
+                             Steps={"pgd": attack.steps, "fgsm": 1}.get(attack.kind),
+                             Restarts={"pgd": attack.restarts, "fgsm": 1}.get(attack.kind), EOT=samples,
+                             Space=suite.space,
                              Accuracy=acc, Loss=loss))
             if curve is not None:
                 curves[(attack.name, float(eps))] = curve

@@ -152,3 +152,21 @@ def test_evaluate_attacks_quick_writes_the_adversarial_table(tiny_run):
     summary = json.loads((tiny_run / "results" / "robustness.json").read_text())
     assert summary["adversarial"]["n_images"] == 32 and len(summary["adversarial"]["checks"]) >= 5
     assert "Attacking test: pgd-linf at 5 budgets" in result.output
+
+
+@pytest.mark.slow
+def test_autoattack_through_art_is_at_least_as_strong_as_pgd(learned_run):
+    """AutoAttack (ART's ensemble, on the network's log-probabilities) against a 10-step PGD at RobustBench's
+    L∞ budget, on 16 images: it may not leave more images correct than PGD does."""
+    run = learned_run
+    model, info, images, labels = _setup(run, n_test=16)
+    eps = 8 / 255
+    suite = attacks.AttackSuite(attacks=(attacks.Attack(kind="pgd", epsilons=(eps,)),
+                                         attacks.Attack(kind="autoattack", epsilons=(eps,))))
+    result = attacks.run(model, info, images, labels, suite, result_meta(model, info), echo=lambda _: None)
+    acc = _accuracies(result)
+    assert acc[("autoattack", eps)] <= acc[("pgd", eps)] + 1e-9 <= result.summary["clean_accuracy"] + 1e-9
+    row = result.table[result.table["Attack"] == "autoattack"].iloc[0]
+    assert row["Norm"] == "linf" and pd.isna(row["Steps"])
+    with pytest.raises(BioflowError, match="defined in L∞ and L2"):
+        attacks.Attack(kind="autoattack", norm="l1")
