@@ -80,12 +80,16 @@ def list_gin_files():
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.gin"))
 
 
-def _set_include_path(files):
+def include_prefixes(files):
+    """Where ``include`` statements look, in order: the search path, then each file's folder and its parent."""
     prefixes = [str(d) for d in gin_search_path()]
     for f in files:
         prefixes += [str(f.parent), str(f.parent.parent)]
-    unique = list(dict.fromkeys(prefixes))
-    gin.config._LOCATION_PREFIXES[:] = unique  # gin has no public way to reset its search path
+    return list(dict.fromkeys(prefixes))
+
+
+def _set_include_path(files):
+    gin.config._LOCATION_PREFIXES[:] = include_prefixes(files)  # gin has no public way to reset its search path
 
 
 class _QuietGinProbes(logging.Filter):

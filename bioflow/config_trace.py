@@ -97,10 +97,7 @@ def trace(gin_files=(), bindings=()):
     """
     files = [config.resolve_gin_file(f) for f in gin_files]
     config.register()
-    prefixes = [str(d) for d in config.gin_search_path()]
-    for f in files:
-        prefixes += [str(f.parent), str(f.parent.parent)]
-    prefixes = list(dict.fromkeys(prefixes))
+    prefixes = config.include_prefixes(files)
     out, read_files = [], []
 
     def read(path, depth, chain):
@@ -114,8 +111,8 @@ def trace(gin_files=(), bindings=()):
             if isinstance(statement, config_parser.IncludeStatement):
                 read(_include_target(statement.filename, prefixes, source), depth + 1, (*chain, path))
             elif isinstance(statement, config_parser.BindingStatement):
-                out.append(Binding(_key(statement), statement.value, safe_gin._format(statement.value), source,
-                                   safe_gin._line(statement.location), depth))
+                out.append(Binding(_key(statement), statement.value, safe_gin.gin_text(statement.value), source,
+                                   safe_gin.line_of(statement.location), depth))
 
     for f in files:
         read(f, 0, ())
@@ -124,7 +121,7 @@ def trace(gin_files=(), bindings=()):
             if isinstance(statement, config_parser.IncludeStatement):  # gin reads includes in bindings too
                 read(_include_target(statement.filename, prefixes, "--gin-param"), 1, ())
             elif isinstance(statement, config_parser.BindingStatement):
-                out.append(Binding(_key(statement), statement.value, safe_gin._format(statement.value),
+                out.append(Binding(_key(statement), statement.value, safe_gin.gin_text(statement.value),
                                    "--gin-param", i, 0))
     return Trace(out, read_files)
 

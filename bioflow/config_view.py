@@ -17,7 +17,7 @@ def resolved_view(gin_files=(), bindings=()):
         has_default = default is not config_trace.NO_DEFAULT
         rows.append({
             "key": key, "value": final.text, "source": final.where,
-            "default": safe_gin._format(default) if has_default else None,
+            "default": safe_gin.gin_text(default) if has_default else None,
             "differs": not config_trace.is_default(final),
             "overrides": [{"source": b.where, "value": b.text} for b in bound[:-1] if b.where != final.where],
         })

@@ -67,7 +67,8 @@ class _Recorder(config_parser.ParserDelegate):
         return Macro(macro_name)
 
 
-def _line(location):
+def line_of(location):
+    """The line number of a parser location, or ``'?'``."""
     return getattr(location, "line_num", None) or "?"
 
 
@@ -171,7 +172,7 @@ def check(text, source):
 
     def refuse(location, why):
         content = (getattr(location, "line_content", "") or "").strip()
-        raise UnsafeConfig(f"{source}, line {_line(location)}: refused {content!r}: {why}.")
+        raise UnsafeConfig(f"{source}, line {line_of(location)}: refused {content!r}: {why}.")
 
     bindings = []
     for s in parsed:
@@ -209,17 +210,18 @@ def bindings(text, source):
         if isinstance(s, config_parser.BindingStatement) and s.arg_name:
             selector = bioflow_configurable(s.selector) or s.selector
             key = f"{s.scope + '/' if s.scope else ''}{selector}.{s.arg_name}"
-            out[key] = _format(s.value)
+            out[key] = gin_text(s.value)
     return out
 
 
-def _format(value):
+def gin_text(value):
+    """A parsed value written back as gin text (references and macros as ``@X()`` and ``%M``)."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_format(k)}: {_format(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{gin_text(k)}: {gin_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
+        return "[" + ", ".join(gin_text(v) for v in value) + "]"
     if isinstance(value, tuple):
-        return "(" + ", ".join(_format(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+        return "(" + ", ".join(gin_text(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, (Reference, Macro)):
         return str(value)
     return repr(value)

@@ -73,15 +73,8 @@ def load():
     global _loaded
     if _loaded:
         return
-    error = None
-    with _held_stderr() as held:
-        try:
-            import tensorflow as tf
+    with quietly():
+        import tensorflow as tf
 
-            tf.config.list_physical_devices()
-        except BaseException as err:  # replayed with the log that explains it, then raised
-            error = err
-    _replay(held[0], everything=error is not None or verbose())
-    if error is not None:
-        raise error
+        tf.config.list_physical_devices()
     _loaded = True
