@@ -17,14 +17,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from _timing import median_seconds  # noqa: E402
-from bioflow import config, noise  # noqa: E402
+from _timing import median_seconds, untrained_quickstart  # noqa: E402
+from bioflow import noise  # noqa: E402
 from bioflow.data.preprocessing import normaliser  # noqa: E402
 from bioflow.evaluate import _Evaluator, to_0_255  # noqa: E402
-from bioflow.model import build_model  # noqa: E402
 
 
 def main():
@@ -33,13 +31,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config.parse(["quickstart"])
-    model = build_model()
+    model, images, labels, stats = untrained_quickstart(args.images)
     size = model.input_shape[1]
-    rng = np.random.default_rng(0)
-    images = rng.uniform(size=(args.images, size, size, 1)).astype(np.float32)
-    labels = rng.integers(0, 10, args.images).astype(np.int64)
-    stats = dict(mean=120.0, std=60.0, normalisation="featurewise", interpolation="nearest")
     suite = noise.NoiseSuite()
     conditions = [(None, None)] + [(name, level) for name, levels in suite.items() for level in levels]
     normalise = normaliser(stats)

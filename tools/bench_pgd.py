@@ -17,12 +17,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from _timing import median_seconds  # noqa: E402
-from bioflow import attacks, config  # noqa: E402
-from bioflow.model import build_model  # noqa: E402
+from _timing import median_seconds, untrained_quickstart  # noqa: E402
+from bioflow import attacks  # noqa: E402
 
 
 def main():
@@ -32,13 +30,8 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config.parse(["quickstart"])
-    model = build_model()
-    rng = np.random.default_rng(0)
+    model, images, labels, stats = untrained_quickstart(args.images)
     size = model.input_shape[1]
-    images = rng.uniform(size=(args.images, size, size, 1)).astype(np.float32)
-    labels = rng.integers(0, 10, args.images).astype(np.int64)
-    stats = dict(mean=120.0, std=60.0, normalisation="featurewise", interpolation="nearest")
     target = attacks.Target(model, stats, "source")
     batches = [(tf.constant(images[s:s + args.batch_size]), tf.constant(labels[s:s + args.batch_size]))
                for s in range(0, args.images, args.batch_size)]
