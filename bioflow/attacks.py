@@ -327,9 +327,9 @@ def _run(model, info, images, labels, suite, meta, batch_size, set_name, echo):
         curve = np.sum(iteration_losses, 0) / n if iteration_losses else None
         return float(correct.mean()), loss_sum / n, curve
 
-    clean_accuracy = float(np.mean(np.concatenate([
-        target.forward(tf.constant(images[s:s + batch_size])).numpy().argmax(1)
-        for s in range(0, n, batch_size)]) == labels))
+    # The clean pass through the same graph as the ε = 0 rows, so that a deterministic network gives the
+    # same answers bit for bit (another graph could fuse differently and flip a near-tie).
+    clean_accuracy, _, _ = evaluate(Attack(kind="fgsm", epsilons=(0.0,)), 0.0, 0)
     for a_index, attack in enumerate(suite.attacks):
         echo(f"Attacking {set_name}: {attack.name} at {len(attack.epsilons)} budgets"
              + (f" (EOT over {samples} passes)" if samples > 1 else ""))
@@ -388,8 +388,8 @@ def masking_checks(table, curves, clean_accuracy, large_accuracy, large_epsilon,
             check("pgd_at_most_fgsm", pgd[eps] <= fgsm[eps] + tolerance + 1e-9,
                   f"PGD ({pgd[eps]:.3f}) is above FGSM ({fgsm[eps]:.3f}) in {norm} at ε = {eps:.4g}")
     for (name, eps), curve in curves.items():
-        if eps > 0:
-            check("loss_rises_over_iterations", curve[-1] > curve[0],
+        if eps > 0:  # a rise below 1e-4 of the loss is float32 summation noise, not ascent
+            check("loss_rises_over_iterations", curve[-1] > curve[0] * (1 + 1e-4),
                   f"{name} at ε = {eps:.4g}: the loss went from {curve[0]:.4f} to {curve[-1]:.4f} over its "
                   "iterations (a gradient that does not lead anywhere)")
     chance = 1.0 / classes

@@ -17,17 +17,17 @@ from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError
 from bioflow.evaluate import evaluation_sets, result_meta
 from bioflow.training import rundir
-from helpers import TINY_TRAIN
 
 QUICK = attacks.AttackSuite(attacks=(attacks.Attack(kind="fgsm"), attacks.Attack(kind="pgd")))
 
 
 @pytest.fixture(scope="module")
 def learned_run(tmp_path_factory):
-    """A tiny Gabor VGG-16 above chance (the session's 2-epoch run sits at chance): 4 epochs on 1,024 images."""
+    """The quickstart's Gabor VGG-16, 3 epochs on 2,048 images: above chance, where the session's 2-epoch
+    run is not. Its clean accuracy on the first 64 test images was 0.41 (0.33 with TF_ENABLE_ONEDNN_OPTS=0)."""
     from bioflow.runner import train
 
-    config.parse(["quickstart"], TINY_TRAIN + ["Fit.epochs = 4", "Synthetic.n_train = 1024"])
+    config.parse(["quickstart"], ["Fit.epochs = 3", "Synthetic.n_train = 2048", "train.skip_test = True"])
     return train(workdir=str(tmp_path_factory.mktemp("runs")), label="attacks")
 
 
@@ -51,7 +51,7 @@ def test_pgd_is_at_most_fgsm_is_at_most_clean_and_a_large_budget_reaches_chance(
     result = attacks.run(model, info, images, labels, QUICK, result_meta(model, info), echo=lambda _: None)
     acc = _accuracies(result)
     clean = result.summary["clean_accuracy"]
-    assert clean > 0.2  # above chance (0.1): the tiny run learned something to attack
+    assert clean > 0.2  # twice chance (0.1), and 8 images below the lower of the two measured accuracies
     # One image of 64: FGSM is a linearisation, so at a tiny ε it may leave one image correct that
     # the clean pass got wrong, or PGD's random start spare one image that FGSM's step did not.
     slack = 1 / 64 + 1e-9
@@ -80,9 +80,11 @@ def test_a_network_that_masks_its_gradients_is_flagged(learned_run):
     inputs = keras.Input(model.input_shape[1:])
     masked = keras.Model(inputs, model(ZeroGradientRounding()(inputs)))
     result = attacks.run(masked, info, images, labels, QUICK, result_meta(model, info), echo=lambda _: None)
+    # PGD's iterates never move after the random start, so its loss cannot rise: that check fails on any
+    # CPU. (Whether noise of ±0.5 alone reaches chance depends on the network, so it is not asserted.)
     failed = {c["name"] for c in result.summary["checks"] if not c["passed"]}
-    assert {"loss_rises_over_iterations", "large_epsilon_reaches_chance"} <= failed, result.summary["checks"]
-    assert any("above chance" in w for w in result.warnings)
+    assert "loss_rises_over_iterations" in failed, result.summary["checks"]
+    assert any("a gradient that does not lead anywhere" in w for w in result.warnings)
     acc = _accuracies(result)
     assert acc[("fgsm", 8 / 255)] == acc[("fgsm", 0.0)]  # FGSM's step is sign(0) = 0: no pixel moves
 
@@ -110,6 +112,8 @@ def test_pgd_matches_arts_pgd_to_one_point(learned_run):
                                                max_iter=steps, num_random_init=0, batch_size=64, verbose=False)
     adversarial = art.generate(images, y=labels)
     theirs = float(np.mean(target.forward(tf.constant(adversarial)).numpy().argmax(1) == labels))
+    # Equal here (0.1328 both); 1 point is the issue's bound: 2 of 256 images may differ where a float
+    # difference between the two gradient graphs flips the sign of a near-zero component.
     assert abs(ours - theirs) <= 0.01, (ours, theirs)
     assert ours < float(np.mean(target.forward(tf.constant(images)).numpy().argmax(1) == labels))
 
@@ -157,9 +161,9 @@ def test_evaluate_attacks_quick_writes_the_adversarial_table(tiny_run):
 @pytest.mark.slow
 def test_autoattack_through_art_is_at_least_as_strong_as_pgd(learned_run):
     """AutoAttack (ART's ensemble, on the network's log-probabilities) against a 10-step PGD at RobustBench's
-    L∞ budget, on 16 images: it may not leave more images correct than PGD does."""
+    L∞ budget, on 8 images: it may not leave more images correct than PGD does."""
     run = learned_run
-    model, info, images, labels = _setup(run, n_test=16)
+    model, info, images, labels = _setup(run, n_test=8)
     eps = 8 / 255
     suite = attacks.AttackSuite(attacks=(attacks.Attack(kind="pgd", epsilons=(eps,)),
                                          attacks.Attack(kind="autoattack", epsilons=(eps,))))

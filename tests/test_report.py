@@ -287,3 +287,14 @@ def test_attacked_entries_get_an_adversarial_section_with_their_masking_checks(p
     (entry / "robustness.json").write_text(json.dumps(summary))
     data = build_report(tmp_path / "again.html", pair_copy, all_entries=True)
     assert any("records no gradient-masking checks" in p for p in data.problems) and data.masking_checks.empty
+    # hostile tables from another entry: numbers where names go, text where numbers go
+    other = pair_copy / "original" / "1.0.0" / "results"
+    (other / "adversarial.csv").write_text("Attack,Norm,Epsilon,Accuracy\n7,=cmd|' /C calc'!A0,0.1,0.5\n"
+                                           "7,=cmd|' /C calc'!A0,0.2,0.4\n")
+    data = build_report(tmp_path / "hostile.html", pair_copy, all_entries=True)
+    assert set(data.adversarial["Model"]) == {"vgg16_gabor", "vgg16_original"}
+    assert "'=cmd" in (tmp_path / "hostile_data" / "adversarial_curves.csv").read_text()  # defused for spreadsheets
+    (other / "adversarial.csv").write_text("Attack,Norm,Epsilon,Accuracy\npgd,linf,lots,0.5\n")
+    data = build_report(tmp_path / "garbage.html", pair_copy, all_entries=True)
+    assert any("adversarial.csv has values that are not numbers in column Epsilon" in p for p in data.problems)
+    assert set(data.adversarial["Model"]) == {"vgg16_gabor"}

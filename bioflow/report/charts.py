@@ -133,7 +133,7 @@ def adversarial_chart(curves):
                      alt.Tooltip("Lower:Q", format=".3f"), alt.Tooltip("Upper:Q", format=".3f"), "Trials:Q"])
         chance = alt.Chart(pd.DataFrame({"chance": [CHANCE]})).mark_rule(color="grey", strokeDash=[2, 2]).encode(
             y="chance:Q")
-        panels.append(alt.layer(band, line, chance).properties(title=f"{attack.upper()} in {norm}", width=WIDTH,
+        panels.append(alt.layer(band, line, chance).properties(title=f"{str(attack).upper()} in {norm}", width=WIDTH,
                                                                height=HEIGHT))
     return alt.concat(*panels, columns=4)
 
