@@ -124,7 +124,7 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
         Flag("--suite", "Noise suite: includes gin/noise/<suite>.gin.", kind=click.Choice(["paper", "extended"]),
              gin=lambda suite: f"include 'noise/{suite}.gin'"),
         Flag("--attacks", "Adversarial attacks after the noise suite, into results/adversarial.csv: includes "
-             "gin/attack/<suite>.gin.", kind=click.Choice(["quick", "robustbench"]),
+             "gin/attack/<suite>.gin.", kind=click.Choice(["quick", "robustbench", "vonenet"]),
              gin=lambda suite: f"include 'attack/{suite}.gin'"),
         Flag("--cifar10g", "A CIFAR-10G copy (the folder holding 224x224/), or 'download'.",
              "CIFAR10G.folder", metavar="DIR|download"),

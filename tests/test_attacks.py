@@ -158,6 +158,25 @@ def test_evaluate_attacks_quick_writes_the_adversarial_table(tiny_run):
     assert "Attacking test: pgd-linf at 5 budgets" in result.output
 
 
+def test_the_vonenet_suite_attacks_the_input_in_three_norms_from_the_clean_image(tiny_run):
+    """gin/attack/vonenet.gin as shipped (its budgets, 64 steps of ε/4, no random start, the input space);
+    the test runs it with 2 steps to stay fast."""
+    config.parse(["quickstart"], ["include 'attack/vonenet.gin'"])
+    suite = gin.query_parameter("evaluate.attacks").scoped_configurable_fn()
+    assert suite.space == "input" and suite.eot_samples == 8
+    assert [(a.kind, a.norm, tuple(a.epsilons), a.steps, a.step_size * a.epsilons[0] / a.steps, a.random_start)
+            for a in suite.attacks] == [
+        ("pgd", "linf", (1 / 1020, 1 / 255), 64, 1 / 1020 / 4, False),
+        ("pgd", "l2", (0.15, 0.6), 64, 0.15 / 4, False),
+        ("pgd", "l1", (40.0, 160.0), 64, 40.0 / 4, False)]
+    result = CliRunner().invoke(main, ["evaluate", str(tiny_run), "--n-images", "16", "--gin-param",
+                                       "include 'attack/vonenet.gin'", "--gin-param", "Attack.steps = 2"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tiny_run / "results" / "adversarial.csv")
+    assert list(table["Norm"]) == ["linf", "linf", "l2", "l2", "l1", "l1"]
+    assert set(table["Space"]) == {"input"} and set(table["Steps"]) == {2}
+
+
 @pytest.mark.slow
 def test_autoattack_through_art_is_at_least_as_strong_as_pgd(learned_run):
     """AutoAttack (ART's ensemble, on the network's log-probabilities) against a 10-step PGD at RobustBench's
