@@ -24,6 +24,7 @@ from bioflow.data.preprocessing import normaliser, resize
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.io import replace_dir
+from bioflow.model import step_model
 from bioflow.settings import CIFAR10G, Outputs
 from bioflow.training import rundir
 from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_bool, check_int, check_positive_int
@@ -32,6 +33,20 @@ PERTURBATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "See
                         "Loss", "Accuracy")
 GENERALISATION_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Type", "Inverted",
                           "Loss", "Accuracy")
+#: ``results/steps.csv``, for a network read out at every time step: each condition's accuracy per step.
+STEP_COLUMNS = ("Model", "Convolution", "Base", "Weights", "Trial", "Seed", "Set", "Noise", "LI", "Level", "Step",
+                "Accuracy")
+
+
+@dataclasses.dataclass
+class Scores:
+    """One condition's loss and accuracy; its probabilities when kept; each step's accuracy when the
+    network is read out at every step (else None)."""
+
+    loss: float
+    accuracy: float
+    probs: np.ndarray | None = None
+    step_accuracy: np.ndarray | None = None
 
 
 class _Evaluator:
@@ -46,25 +61,33 @@ class _Evaluator:
         normalise = normaliser(stats)
         self.batch_size, self.seed, self.background = batch_size, seed, background
         self.save_predictions = save_predictions
+        steps = step_model(model)
+        self.steps = None if steps is None else int(steps.output_shape[1])
 
         def predicting(dtype):
             def predict(x, y):
-                probs = tf.cast(model(normalise(to_0_255(x, dtype)), training=False), tf.float32)
-                return probs, metrics.batch_totals(y, probs)
+                inputs = normalise(to_0_255(x, dtype))
+                if steps is None:
+                    probs = tf.cast(model(inputs, training=False), tf.float32)
+                    return probs, metrics.batch_totals(y, probs), tf.zeros([0])
+                per_step = tf.cast(steps(inputs, training=False), tf.float32)  # (B, steps, K)
+                hits = tf.equal(tf.argmax(per_step, -1), tf.cast(y, tf.int64)[:, None])
+                probs = per_step[:, -1]
+                return probs, metrics.batch_totals(y, probs), tf.reduce_sum(tf.cast(hits, tf.float32), 0)
             return tf.function(predict, autograph=False)
 
         self.predict = predicting("float32")
         self.predict_perturbed = self.predict if perturbed_dtype == "float32" else predicting(perturbed_dtype)
 
-    def run(self, images01, labels, noise_name=None, level=None, save_to=None):
-        """``(loss, accuracy, probabilities or None)`` over the cached [0, 1] images.
+    def run(self, images01, labels, noise_name=None, level=None, save_to=None) -> Scores:
+        """The :class:`Scores` of the cached [0, 1] images.
 
         ``save_to(images01 [n, H, W, 1], indices [n])``, when given, receives every (perturbed) batch.
         """
         perturb = None
         if noise_name is not None:
             perturb = noise.compiled(noise_name, level, self.seed, self.background, *images01.shape[1:3])
-        totals, probs = metrics.LossAccuracy(), []
+        totals, probs, step_hits = metrics.LossAccuracy(), [], 0.0
         for start in range(0, len(labels), self.batch_size):
             x = tf.constant(images01[start:start + self.batch_size])
             indices = tf.range(start, start + x.shape[0], dtype=tf.int64)
@@ -73,11 +96,15 @@ class _Evaluator:
             if save_to is not None:
                 save_to(x, indices)
             predict = self.predict if perturb is None else self.predict_perturbed
-            p, batch = predict(x, tf.constant(labels[start:start + self.batch_size]))
+            p, batch, hits = predict(x, tf.constant(labels[start:start + self.batch_size]))
             totals.add(batch)
+            if self.steps:
+                step_hits = step_hits + hits
             if self.save_predictions:
                 probs.append(p.numpy())
-        return (*totals.result("The evaluation set"), np.concatenate(probs) if probs else None)
+        loss, accuracy = totals.result("The evaluation set")
+        return Scores(loss, accuracy, np.concatenate(probs) if probs else None,
+                      np.asarray(step_hits) / len(labels) if self.steps else None)
 
 
 def to_0_255(images01, dtype="float32"):
@@ -326,6 +353,7 @@ class Robustness:
     predictions: pd.DataFrame | None = None
     grids: dict = dataclasses.field(default_factory=dict)  # noise → uint8 image grid
     adversarial: object = None  # bioflow.attacks.Adversarial, when an attack suite ran
+    steps: pd.DataFrame | None = None  # STEP_COLUMNS, for a network read out at every step
 
 
 def result_meta(model: keras.Model, info: dict) -> dict:
@@ -352,7 +380,12 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
             for li, level in enumerate(levels)]
     bar = keras.utils.Progbar(len(jobs) + len(sets)) if (progress or (progress is None and sys.stdout.isatty())) \
         else None
-    pert_rows, gen_rows, pred_frames = [], [], []
+    pert_rows, gen_rows, pred_frames, step_rows = [], [], [], []
+
+    def record_steps(set_name, noise_name, li, level, scores):
+        for step, acc in enumerate(scores.step_accuracy if scores.step_accuracy is not None else ()):
+            step_rows.append(dict(meta, Set=set_name, Noise=noise_name, LI=li, Level=level, Step=step + 1,
+                                  Accuracy=float(acc)))
 
     def record_predictions(set_name, noise_name, li, level, probs, labels):
         if probs is None:
@@ -368,12 +401,13 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
 
     clean = {}
     for set_name, (images, labels) in sets.items():
-        loss, acc, probs = ev.run(images, labels)
-        clean[set_name] = acc
-        record_predictions(set_name, "clean", 0, 0.0, probs, labels)
+        scores = ev.run(images, labels)
+        clean[set_name] = scores.accuracy
+        record_predictions(set_name, "clean", 0, 0.0, scores.probs, labels)
+        record_steps(set_name, "clean", 0, 0.0, scores)
         if set_name != "test":
             gen_rows.append(dict(meta, Set=set_name, Type=set_name.replace("_inverted", ""),
-                                 Inverted=set_name.endswith("_inverted"), Loss=loss, Accuracy=acc))
+                                 Inverted=set_name.endswith("_inverted"), Loss=scores.loss, Accuracy=scores.accuracy))
         if bar is not None:
             bar.add(1)
     current = None
@@ -383,9 +417,11 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
             current = name
         images, labels = sets[set_name]
         save_to = image_sink(set_name, name, li, level) if image_sink is not None else None
-        loss, acc, probs = ev.run(images, labels, name, level, save_to)
-        pert_rows.append(dict(meta, Set=set_name, Noise=name, LI=li, Level=level, Loss=loss, Accuracy=acc))
-        record_predictions(set_name, name, li, level, probs, labels)
+        scores = ev.run(images, labels, name, level, save_to)
+        pert_rows.append(dict(meta, Set=set_name, Noise=name, LI=li, Level=level, Loss=scores.loss,
+                              Accuracy=scores.accuracy))
+        record_predictions(set_name, name, li, level, scores.probs, labels)
+        record_steps(set_name, name, li, level, scores)
         if bar is not None:
             bar.add(1)
     perturbation = pd.DataFrame(pert_rows, columns=PERTURBATION_COLUMNS)
@@ -396,13 +432,28 @@ def robustness(model: keras.Model, info: dict, sets: dict, suite: noise.NoiseSui
                    auc={row["Noise"]: row["AUC"] for _, row in aucs.iterrows()},
                    generalisation={r["Set"]: r["Accuracy"] for r in gen_rows},
                    suite={name: list(levels) for name, levels in suite.items()})
+    steps = pd.DataFrame(step_rows, columns=STEP_COLUMNS) if step_rows else None
+    if steps is not None:
+        summary["steps"] = step_summary(steps)
     grids = {}
     if example_grids:
         examples = sets["test"][0][:4]
         grids = {name: _image_grid([noise.apply(name, examples, lv, seed=seed, background=background).numpy()
                                     for lv in levels]) for name, levels in suite.items()}
     return Robustness(perturbation, generalisation, summary,
-                      pd.concat(pred_frames, ignore_index=True) if pred_frames else None, grids)
+                      pd.concat(pred_frames, ignore_index=True) if pred_frames else None, grids, steps=steps)
+
+
+def step_summary(steps: pd.DataFrame) -> dict:
+    """``robustness.json``'s ``steps`` record: per step, the clean accuracy of each set and each noise's AUC."""
+    clean = steps[steps["Noise"] == "clean"]
+    record = dict(steps=int(steps["Step"].max()),
+                  clean_accuracy={s: [float(a) for a in g.sort_values("Step")["Accuracy"]]
+                                  for s, g in clean.groupby("Set", sort=False)})
+    noisy = steps[(steps["Noise"] != "clean") & (steps["Set"] == "test")]
+    record["auc"] = {name: [metrics.auc(g["Level"], g["Accuracy"]) for _, g in group.groupby("Step")]
+                     for name, group in noisy.groupby("Noise", sort=False)}
+    return record
 
 
 def write_results(folder: str | pathlib.Path, result: Robustness) -> None:
@@ -416,5 +467,7 @@ def write_results(folder: str | pathlib.Path, result: Robustness) -> None:
         result.predictions.to_csv(folder / "predictions.csv", index=False)
     if result.adversarial is not None:
         result.adversarial.table.to_csv(folder / "adversarial.csv", index=False)
+    if result.steps is not None:
+        result.steps.to_csv(folder / "steps.csv", index=False)
     for name, grid in result.grids.items():
         tf.io.write_file(str(folder / "images" / f"{name}.png"), tf.io.encode_png(grid))

@@ -1,6 +1,7 @@
 """Model assembly: the root gin entry point that builds a whole network (docs/science.md, "Assembling a network").
 
     input (H, W, C) → [retina_*] → v1_* filter bank(s) → [recurrent_*] → rest of the base → softmax
+                                                                      [→ step_outputs → final_step]
 
 Every component comes from its registry (:mod:`bioflow.registry`); each one builds its own layers
 (a bank its stages, a recurrence its :meth:`~bioflow.components.recurrent.Recurrence.apply`), so
@@ -19,7 +20,7 @@ from bioflow import bases as bases_lib
 from bioflow.architecture import Architecture, parameter_counts
 from bioflow.components import Combined, FilterBank, FilterBankConv, RetinalBottleneck
 from bioflow.components.convolution import check_method
-from bioflow.components.recurrent import ConvStage, Recurrence
+from bioflow.components.recurrent import ConvStage, FinalStep, Recurrence, StepOutputs
 from bioflow.errors import BioflowError
 from bioflow.registry import BASES, BOTTLENECKS, FILTER_BANKS, RECURRENCES
 from bioflow.validation import check_positive_int, safe_name
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: The filter-bank name that keeps the base's own first convolution.
 ORIGINAL = "original"
+#: The layer that holds every step's predictions ``(B, steps, K)`` of a network read out at every step.
+STEP_OUTPUTS = "step_outputs"
 
 
 def resolve_base(base: str | Callable) -> tuple[str, Callable]:
@@ -70,12 +73,12 @@ def _check_input_shape(input_shape):
 
 
 def model_name(base: str, bank, bottleneck, recurrence) -> str:
-    """A descriptive default model name, e.g. ``vgg16_gabor_rib2_convlstm``."""
+    """A descriptive default model name, e.g. ``vgg16_gabor_rib2_convlstm`` (``…_blt_steps``: every step read out)."""
     parts = [base, ORIGINAL if bank is None else bank.label]
     if bottleneck is not None:
         parts.append(bottleneck.label)
     if recurrence is not None:
-        parts.append(recurrence.kind)
+        parts.append(recurrence.kind + ("_steps" if recurrence.readout_steps else ""))
     return "_".join(parts)
 
 
@@ -155,6 +158,8 @@ def build_model(input_shape: tuple[int, int, int] = (224, 224, 1), classes: int 
         if repr(base_name) in str(err):
             raise
         raise BioflowError(f"Cannot build base {base_name!r} on input {shape}: {err}") from err
+    if rec is not None and rec.readout_steps:
+        outputs = FinalStep(name="final_step")(StepOutputs(rec.readout_steps, name=STEP_OUTPUTS)(outputs))
     model = keras.Model(inputs, outputs, name=name or model_name(base_name, bank, retina, rec))
     if weights is not None:
         path = bases_lib.imagenet_weights_path(base_name) if weights == "imagenet" else weights
@@ -167,6 +172,16 @@ def build_model(input_shape: tuple[int, int, int] = (224, 224, 1), classes: int 
         filter_bank_config=_config_of(bank), bottleneck_config=_config_of(retina), recurrence_config=_config_of(rec),
         weights=weights if isinstance(weights, str) else None, parameters=parameter_counts(model))
     return model
+
+
+def step_model(model: keras.Model) -> keras.Model | None:
+    """A model of the same layers whose output is every step's predictions ``(B, steps, K)``, or None
+    when ``model`` is not read out at every step (``BLTRecurrence.readout = 'every_step'``)."""
+    try:
+        layer = model.get_layer(STEP_OUTPUTS)
+    except ValueError:
+        return None
+    return keras.Model(model.input, layer.output, name=f"{model.name}_steps")
 
 
 def _config_of(component):

@@ -31,7 +31,7 @@ from bioflow.data import DataPipeline
 from bioflow.errors import BioflowError, user_message
 from bioflow.evaluate import check_settings, evaluate
 from bioflow.io import atomic_path, atomic_write, write_json
-from bioflow.model import build_model
+from bioflow.model import build_model, step_model
 from bioflow.provenance import git_commit
 from bioflow.settings import Execution, Fit, current_key
 from bioflow.training import rundir
@@ -241,7 +241,19 @@ def make_trainer(model, pipeline, s):
         opt, base_rate = make_optimizer(fit.optimizer, fit.learning_rate, fit.decay,
                                         execution.mixed_precision == "mixed_float16", update_rule=fit.update_rule)
         return Trainer(s.strategy, model, opt, base_rate, s.global_batch, plateau=fit.plateau,
-                       jit_compile=execution.jit_compile)
+                       jit_compile=execution.jit_compile, steps_model=_steps_model(model, fit))
+
+
+def _steps_model(model, fit):
+    """The model of every step's predictions when ``Fit.step_loss = 'mean'`` asks for it."""
+    if fit.step_loss == "last":
+        return None
+    steps = step_model(model)
+    if steps is None:
+        raise BioflowError(f"Fit.step_loss = {fit.step_loss!r} weighs the losses of every time step, but "
+                           f"{model.name} has one readout: read a BLT block out at every step with "
+                           "BLTRecurrence.readout = 'every_step' (or keep Fit.step_loss = 'last').")
+    return steps
 
 
 def publish_run(run, s):

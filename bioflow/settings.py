@@ -28,6 +28,8 @@ LAYOUTS = (None, "bionet")
 
 #: How trials are seeded (``Fit.seeding``): see :class:`Fit`.
 SEEDINGS = ("per_trial", "original")
+#: ``Fit.step_loss``: the loss of a network read out at every step (``BLTRecurrence.readout = 'every_step'``).
+STEP_LOSSES = ("last", "mean")
 #: The update rules ``Fit.update_rule`` chooses between (bioflow.training.optimizers).
 UPDATE_RULES = ("keras2", "keras3")
 PRECISIONS = (None, "mixed_float16", "mixed_bfloat16")
@@ -52,6 +54,9 @@ class Fit:
             ``(seed, trial)``) or ``'original'`` (the original's: data order and augmentation from
             ``seed`` alone, the same in every trial, so trials differ only in their initial weights,
             which bioflow seeds from ``(seed, trial)`` where the original left them unseeded).
+        step_loss: for a network read out at every step (``BLTRecurrence.readout = 'every_step'``):
+            ``'last'`` trains on the last step's loss (what a network with one readout does),
+            ``'mean'`` on the mean of every step's loss, as rcnn-sat's readout at every step.
     """
 
     epochs: int = 100
@@ -64,6 +69,7 @@ class Fit:
     plateau_patience: int = 5
     min_learning_rate: float = 1e-8
     seeding: str = "per_trial"
+    step_loss: str = "last"
 
     def __post_init__(self):
         check_positive_int(self.epochs, "Fit.epochs", maximum=MAX_EPOCHS)
@@ -77,6 +83,7 @@ class Fit:
         check_positive_int(self.plateau_patience, "Fit.plateau_patience", minimum=0)
         check_number(self.min_learning_rate, "Fit.min_learning_rate", minimum=0)
         check_choice(self.seeding, SEEDINGS, "Fit.seeding", "seedings")
+        check_choice(self.step_loss, STEP_LOSSES, "Fit.step_loss", "step losses")
 
     @property
     def plateau(self) -> tuple:

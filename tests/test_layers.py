@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from bioflow.components import BLTRecurrentBlock, Combined, DoG, FilterBankConv, Gabor, LowPass, OneStepConvLSTM2D
+from bioflow.components.recurrent import FinalStep, StepOutputs
 from bioflow.errors import BioflowError
 
 SMALL_GABOR = Gabor(ksize=15, sigmas=[3.0])
@@ -142,6 +143,8 @@ LAYER_EXAMPLES = {
     "bioflow>FilterBankConv": (lambda: FilterBankConv(SMALL_GABOR, name="v1_gabor"), (2, 16, 16, 1)),
     "bioflow>OneStepConvLSTM2D": (lambda: OneStepConvLSTM2D(4, 5, name="recurrent_convlstm"), (2, 12, 12, 2)),
     "bioflow>BLTRecurrentBlock": (lambda: BLTRecurrentBlock(filters=4, steps=2, name="recurrent_blt"), (2, 8, 8, 3)),
+    "bioflow>StepOutputs": (lambda: StepOutputs(3, name="step_outputs"), (6, 10)),
+    "bioflow>FinalStep": (lambda: FinalStep(name="final_step"), (2, 3, 10)),
 }
 
 

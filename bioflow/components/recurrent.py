@@ -16,8 +16,12 @@ from bioflow.components.convolution import (
     conv2d,
     output_size,
 )
+from bioflow.errors import check_choice
 from bioflow.registry import RECURRENCES
 from bioflow.validation import check_positive_int
+
+#: ``BLTRecurrence.readout``: the last step's state only (the classifier sees it), or every step's.
+READOUTS = ("last", "every_step")
 
 
 @keras.saving.register_keras_serializable(package="bioflow")
@@ -102,13 +106,19 @@ class BLTRecurrentBlock(keras.layers.Layer):
         a_0 = relu(Wb x)
         a_t = relu(Wb x + Wl a_{t-1} [+ up(Wt b_{t-1})])
         b_t = relu(Vb pool(a_t) + Vl b_{t-1})
+
+    With ``readout='every_step'`` the output is every step's area A, stacked along the batch axis
+    step by step (``steps · B`` images: step 0's batch first), so that the rest of the network
+    reads each step out with the same weights; :class:`StepOutputs` unstacks its predictions.
     """
 
-    def __init__(self, filters=64, kernel_size=3, steps=4, top_down=True, **kwargs):
+    def __init__(self, filters=64, kernel_size=3, steps=4, top_down=True, readout="last", **kwargs):
         super().__init__(**kwargs)
         check_positive_int(steps, "BLTRecurrentBlock: steps", minimum=2)
         check_positive_int(filters, "BLTRecurrentBlock: filters")
+        check_choice(readout, READOUTS, "BLTRecurrentBlock: readout", "readouts")
         self.filters, self.kernel_size, self.steps, self.top_down = filters, kernel_size, steps, bool(top_down)
+        self.readout = readout
 
         def conv(name, bias=True):
             return keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=bias, name=name)
@@ -139,6 +149,7 @@ class BLTRecurrentBlock(keras.layers.Layer):
         drive = self.bottom_up(inputs)  # the same input at every step: computed once
         a = tf.nn.relu(drive)
         b = tf.nn.relu(self.next_bottom_up(self.pool(a))) if self.top_down else None
+        states = [a]
         for _ in range(1, self.steps):
             z = drive + self.lateral(a)
             if self.top_down:
@@ -146,15 +157,57 @@ class BLTRecurrentBlock(keras.layers.Layer):
             a = tf.nn.relu(z)
             if self.top_down:
                 b = tf.nn.relu(self.next_bottom_up(self.pool(a)) + self.next_lateral(b))
-        return a
+            states.append(a)
+        return tf.concat(states, axis=0) if self.readout == "every_step" else a
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:3]) + (self.filters,)
+        batch = input_shape[0]
+        if self.readout == "every_step":
+            batch = None if batch is None else batch * self.steps
+        return (batch,) + tuple(input_shape[1:3]) + (self.filters,)
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size, steps=self.steps, top_down=self.top_down)
+        config.update(filters=self.filters, kernel_size=self.kernel_size, steps=self.steps, top_down=self.top_down,
+                      readout=self.readout)
         return config
+
+
+@keras.saving.register_keras_serializable(package="bioflow")
+class StepOutputs(keras.layers.Layer):
+    """The network's predictions of every step, unstacked: ``(steps · B, K)`` → ``(B, steps, K)``.
+
+    It undoes :class:`BLTRecurrentBlock`'s stacking (``readout='every_step'``) at the end of the network.
+    """
+
+    def __init__(self, steps, **kwargs):
+        super().__init__(**kwargs)
+        check_positive_int(steps, "StepOutputs: steps", minimum=2)
+        self.steps = int(steps)
+
+    def call(self, inputs):
+        per_step = tf.reshape(inputs, tf.concat([[self.steps, -1], tf.shape(inputs)[1:]], 0))
+        return tf.transpose(per_step, [1, 0, 2])
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0]
+        return (None if batch is None else batch // self.steps, self.steps) + tuple(input_shape[1:])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(steps=self.steps)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bioflow")
+class FinalStep(keras.layers.Layer):
+    """The last step's predictions of :class:`StepOutputs`' ``(B, steps, K)``: the network's output."""
+
+    def call(self, inputs):
+        return inputs[:, -1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(input_shape[2:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +237,8 @@ class Recurrence:
 
     kind = "recurrence"
     replaces_first_conv = False
+    #: The number of steps read out one by one (:class:`StepOutputs`), or None: one output.
+    readout_steps = None
 
     def apply(self, x, stages: Sequence[ConvStage]):
         """The front end on ``x``: here, the ``stages`` in order (no recurrence)."""
@@ -222,18 +277,31 @@ class ConvLSTMRecurrence(Recurrence):
 
 @RECURRENCES.register("blt")
 class BLTRecurrence(Recurrence):
-    """bioflow's recurrence: a :class:`BLTRecurrentBlock` inserted after the (frozen) filter bank."""
+    """bioflow's recurrence: a :class:`BLTRecurrentBlock` inserted after the (frozen) filter bank.
+
+    ``readout='every_step'`` reads every step out through the rest of the network (shared weights):
+    the model then also holds each step's predictions (``bioflow.model.step_model``), its output is
+    still the last step's, and ``Fit.step_loss`` says which steps training weighs.
+    """
 
     kind = "blt"
 
-    def __init__(self, filters: int = 64, kernel_size: int = 3, steps: int = 4, top_down: bool = True):
+    def __init__(self, filters: int = 64, kernel_size: int = 3, steps: int = 4, top_down: bool = True,
+                 readout: str = "last"):
         self.filters, self.kernel_size, self.steps, self.top_down = filters, kernel_size, steps, top_down
-        BLTRecurrentBlock(filters, kernel_size, steps, top_down)  # validate now, with a clear error
+        self.readout = check_choice(readout, READOUTS, "BLTRecurrence.readout", "readouts")
+        BLTRecurrentBlock(filters, kernel_size, steps, top_down, readout)  # validate now, with a clear error
+
+    @property
+    def readout_steps(self):
+        return self.steps if self.readout == "every_step" else None
 
     def apply(self, x, stages):
         """The stages in order, then the unrolled block."""
         x = super().apply(x, stages)
-        return BLTRecurrentBlock(self.filters, self.kernel_size, self.steps, self.top_down, name="recurrent_blt")(x)
+        return BLTRecurrentBlock(self.filters, self.kernel_size, self.steps, self.top_down, self.readout,
+                                 name="recurrent_blt")(x)
 
     def get_config(self):
-        return dict(filters=self.filters, kernel_size=self.kernel_size, steps=self.steps, top_down=self.top_down)
+        return dict(filters=self.filters, kernel_size=self.kernel_size, steps=self.steps, top_down=self.top_down,
+                    readout=self.readout)

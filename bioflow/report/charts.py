@@ -155,6 +155,22 @@ def masking_chart(checks):
                                              title="Gradient-masking checks (Carlini et al. 2019)")
 
 
+def step_chart(steps):
+    """Accuracy against the recurrent block's time step, one panel per condition (clean, each noise over
+    its levels, CIFAR-10G): does robustness improve with more steps?"""
+    if steps.empty:
+        return None
+    base = alt.Chart(steps).encode(x=alt.X("Step:O", title="time step"))
+    band = base.mark_errorbar(ticks=True).encode(y=alt.Y("Lower:Q", title="accuracy"), y2="Upper:Q", color=_colour())
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("Accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])), color=_colour(),
+        strokeDash=_dash(), detail="Model:N",
+        tooltip=["Model:N", "Condition:N", "Step:O", alt.Tooltip("Accuracy:Q", format=".3f"),
+                 alt.Tooltip("Lower:Q", format=".3f"), alt.Tooltip("Upper:Q", format=".3f"), "Trials:Q"])
+    return alt.layer(band, line).properties(width=160, height=HEIGHT).facet(
+        facet=alt.Facet("Condition:N", title=None, sort=None), columns=6)
+
+
 CHARTS = (
     ("perturbation", "Perturbation curves", perturbation_chart, "curves"),
     ("auc_heatmap", "Robustness: AUC per noise", auc_heatmap, "aucs"),
@@ -164,6 +180,8 @@ CHARTS = (
     ("explain", "Explain: Grad-CAM centre mass against noise level", explain_centre_mass, "explain"),
     ("adversarial", "Adversarial: accuracy against ε", adversarial_chart, "adversarial"),
     ("masking", "Adversarial: gradient-masking checks", masking_chart, "masking_checks"),
+    ("steps", "Robustness against time step", step_chart, "steps"),
 )
-#: Charts of data that only some reports have (``bioflow explain``, ``--attacks``): not a problem when absent.
-OPTIONAL_CHARTS = ("explain", "adversarial", "masking")
+#: Charts of data that only some reports have (``bioflow explain``, ``--attacks``, a readout at every step):
+#: not a problem when absent.
+OPTIONAL_CHARTS = ("explain", "adversarial", "masking", "steps")

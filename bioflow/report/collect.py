@@ -50,13 +50,14 @@ class ReportData:
     explain: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     adversarial: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     masking_checks: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    steps: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def tables(self):
         """``{file stem: table}`` of the data saved beside the HTML."""
         return dict(models=self.models, perturbation=self.perturbation, perturbation_curves=self.curves,
                     auc=self.aucs, auc_ratio=self.ratios, generalisation=self.generalisation, history=self.history,
                     explain_centre_mass=self.explain, adversarial_curves=self.adversarial,
-                    masking_checks=self.masking_checks)
+                    masking_checks=self.masking_checks, step_curves=self.steps)
 
 
 def select(zoo, specs=(), label=None, all_entries=False, problems=None):
@@ -109,6 +110,8 @@ def _meta(entry):
 EXPLAIN_TABLE = "results/explain/gradcam.csv"
 #: The attacks' table of ``bioflow evaluate --attacks`` (optional: only attacked entries have it).
 ADVERSARIAL_TABLE = "results/adversarial.csv"
+#: Each condition's accuracy per time step (optional: networks read out at every step only).
+STEPS_TABLE = "results/steps.csv"
 #: ``file: (required columns, numeric columns)`` of the tables a report reads from an entry.
 TABLE_COLUMNS = {
     "results/perturbation.csv": (("Noise", "LI", "Level", "Accuracy"), ("LI", "Level", "Accuracy")),
@@ -117,6 +120,7 @@ TABLE_COLUMNS = {
                     ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")),
     EXPLAIN_TABLE: (("Noise", "Level", "Target", "CentreMass"), ("Level",)),
     ADVERSARIAL_TABLE: (("Attack", "Norm", "Epsilon", "Accuracy"), ("Epsilon", "Accuracy")),
+    STEPS_TABLE: (("Set", "Noise", "Level", "Step", "Accuracy"), ("Level", "Step", "Accuracy")),
 }
 
 
@@ -232,9 +236,13 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     problems = []
     entries = select(zoo, specs, label, all_entries, problems) if (specs or label or all_entries or not published) \
         else []
-    pert, gen, hist, explained, attacked, checks = [], [], [], [], [], []
+    pert, gen, hist, explained, attacked, checks, stepped = [], [], [], [], [], [], []
     for e in entries:
         meta = _meta(e)
+        if (e.folder / STEPS_TABLE).exists():  # networks read out at every step only
+            table = _read_csv(e, STEPS_TABLE, problems, "its robustness against time step is not shown")
+            if table is not None:
+                stepped.append(table.drop(columns=[c for c in meta if c in table]).assign(**meta))
         if (e.folder / ADVERSARIAL_TABLE).exists():  # attacked entries only
             table = _read_csv(e, ADVERSARIAL_TABLE, problems, "its adversarial curves are not shown")
             if table is not None:
@@ -295,7 +303,7 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
                       curves=curves_table(perturbation), aucs=aucs, ratios=ratios,
                       generalisation=generalisation_table(generalisation), history=history, problems=problems,
                       reference=refs, explain=centre_mass_table(explained), adversarial=adversarial_table(attacked),
-                      masking_checks=pd.DataFrame(checks, columns=MASKING_COLUMNS))
+                      masking_checks=pd.DataFrame(checks, columns=MASKING_COLUMNS), steps=step_curves(stepped))
 
 
 #: The columns of the report's masking-check table: one row per entry and check.
@@ -323,6 +331,21 @@ def adversarial_table(tables):
                                      "Upper", "Trials"])
     table = pd.concat(tables, ignore_index=True)
     return _mean_over_trials(table, ["Model", "Convolution", "Base", "Attack", "Norm", "Epsilon"])
+
+
+def step_curves(tables):
+    """Accuracy against time step, per model and condition (mean over trials, 95% band): ``clean``; each
+    noise, averaged over its levels; and ``CIFAR-10G``, averaged over its sets."""
+    keys = ["Model", "Convolution", "Base", "Condition", "Step"]
+    if not tables:
+        return pd.DataFrame(columns=keys + ["Accuracy", "Lower", "Upper", "Trials"])
+    table = pd.concat(tables, ignore_index=True)
+    test = table["Set"] == "test"
+    table["Condition"] = np.where(test, table["Noise"].astype(str), "CIFAR-10G")
+    table = table[test | (table["Noise"] == "clean")]
+    per_trial = (table.groupby(["Model", "Convolution", "Base", "Trial", "Condition", "Step"], sort=False,
+                               dropna=False)["Accuracy"].mean().reset_index())
+    return _mean_over_trials(per_trial, keys)
 
 
 def centre_mass_table(tables):

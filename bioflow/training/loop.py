@@ -26,6 +26,14 @@ class Interrupted(BioflowError):
     """A stop was requested (e.g. SIGTERM); rerunning the same command resumes the run."""
 
 
+def step_mean_loss(labels, per_step):
+    """Each image's cross-entropy averaged over its steps: ``labels (B,)``, ``per_step (B, steps, K)`` → ``(B,)``."""
+    steps, classes = tf.shape(per_step)[1], tf.shape(per_step)[2]
+    per_image_step = keras.losses.sparse_categorical_crossentropy(tf.repeat(labels, steps),
+                                                                  tf.reshape(per_step, [-1, classes]))
+    return tf.reduce_mean(tf.reshape(per_image_step, [-1, steps]), 1)
+
+
 def _distribution_options():
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -39,11 +47,15 @@ class Trainer:
         base_rate: the optimiser's base learning-rate variable (see ``optimizers.DecayedRate``).
         global_batch: images per step over all replicas.
         plateau: ``(factor, patience, min_rate)`` of reduce-on-plateau on ``val_loss``.
+        steps_model: for ``step_loss='mean'``: the same layers with every step's predictions as output
+            (``bioflow.model.step_model``); each image's loss is then the mean over its steps, and the
+            accuracy, validation and the saved model remain the last step's.
     """
 
     def __init__(self, strategy, model, optimizer, base_rate, global_batch, plateau=(0.2, 5, 1e-8),
-                 jit_compile=False):
+                 jit_compile=False, steps_model=None):
         self.strategy, self.model, self.optimizer, self.base_rate = strategy, model, optimizer, base_rate
+        self.steps_model = steps_model
         self.global_batch = global_batch
         self.plateau_factor, self.plateau_patience, self.min_rate = plateau
         with strategy.scope():
@@ -61,8 +73,12 @@ class Trainer:
     # -- steps ------------------------------------------------------------------------------
     def _train_replica(self, images, labels):
         with tf.GradientTape() as tape:
-            probs = tf.cast(self.model(images, training=True), tf.float32)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probs)
+            if self.steps_model is None:
+                probs = tf.cast(self.model(images, training=True), tf.float32)
+                per_example = keras.losses.sparse_categorical_crossentropy(labels, probs)
+            else:
+                per_step = tf.cast(self.steps_model(images, training=True), tf.float32)
+                per_example, probs = step_mean_loss(labels, per_step), per_step[:, -1]
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
             if self.model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
@@ -70,6 +86,8 @@ class Trainer:
         variables = self.model.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        if self.steps_model is not None:  # the reported training loss is the last step's, as validation's
+            per_example = None
         return batch_totals(labels, probs, per_example)
 
     def _eval_replica(self, images, labels):
