@@ -97,7 +97,7 @@ def test_a_step_loss_needs_a_readout_at_every_step():
     assert _steps_model(model, Fit()) is None
     with pytest.raises(BioflowError, match="valid step losses are 'last' or 'mean'"):
         Fit(step_loss="sum")
-    with pytest.raises(BioflowError, match="Unknown BLTRecurrence.readout 'each'; valid readouts are 'every_step' or 'last'"):
+    with pytest.raises(BioflowError, match="BLTRecurrence.readout 'each'; valid readouts are 'every_step' or 'last'"):
         BLTRecurrence(readout="each")
 
 
