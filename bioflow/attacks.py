@@ -173,6 +173,7 @@ class Target:
 
     def __init__(self, model, stats, space="source"):
         size = model.input_shape[1]
+        self.classes = int(model.output_shape[-1])
         normalise = normaliser(stats)
         interpolation = stats.get("interpolation") or "nearest"
 
@@ -237,6 +238,20 @@ def _attack_batch(target, x0, labels, eps, attack, samples, seed):
     x, losses = target.pgd(x0, labels, tf.constant(eps, tf.float32), tf.constant(alpha, tf.float32), start, norm,
                            attack.steps, samples)
     return x, list(losses.numpy())
+
+
+def adversarial_examples(target, images, labels, attack, eps, *, samples=1, seed=0, batch_size=64):
+    """``images`` ([0, 1], numpy) attacked by ``attack`` at budget ``eps`` through ``target`` (a
+    :class:`Target`), batch by batch, from its first start; ``samples`` passes per gradient (EOT)."""
+    if attack.kind == "autoattack":
+        return autoattack(target, images, labels, eps, attack.norm, batch_size, int(target.classes))
+    out = []
+    for start in range(0, len(labels), batch_size):
+        x0 = tf.constant(images[start:start + batch_size])
+        y = tf.constant(labels[start:start + batch_size])
+        x, _ = _attack_batch(target, x0, y, float(eps), attack, samples, tf.constant([seed, start * 101], tf.int32))
+        out.append(x.numpy())
+    return np.concatenate(out) if out else np.zeros_like(images)
 
 
 def autoattack(target, images, labels, eps, norm, batch_size, classes):
