@@ -258,13 +258,14 @@ def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, attack
         pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
         suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
         sets = evaluation_sets(pipeline, info["data"], model.input_shape[1], n_images, cifar10g.folder)
-        attacked = _attack_images(pipeline, info["data"], sets, attacks) if attacks is not None else None
+        attacked = attack_start_images(pipeline, info["data"], sets, attacks) if attacks is not None else None
         return _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, (attacks, attacked), batch_size,
                                 seed, progress)
 
 
-def _attack_images(pipeline, stats, sets, suite):
-    """The test images the attacks start from: at the source's own size (``space='source'``) or the network's."""
+def attack_start_images(pipeline, stats, sets, suite):
+    """``(images [0, 1], labels)``: the test images ``suite``'s attacks start from, at the source's own size
+    (``space='source'``) or the network's (``sets``: :func:`evaluation_sets`)."""
     from bioflow import attacks
 
     if not isinstance(suite, attacks.AttackSuite):

@@ -148,6 +148,10 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
         Flag("--images", "Test images to explain.", "explain.n_images", int),
         Flag("--noise", "Also explain under this perturbation.", "explain.noise_name"),
         Flag("--level", "The level of --noise shown [its middle level].", "explain.level", float),
+        Flag("--attack", "Also explain the test images attacked by FGSM or PGD (in L-infinity; gin binds any "
+             "@Attack()).", "explain.attack", kind=click.Choice(["fgsm", "pgd"]),
+             gin=lambda kind: f"explain.attack = @explain/Attack()\nexplain/Attack.kind = '{kind}'"),
+        Flag("--epsilon", "The budget of --attack [its largest: 8/255].", "explain.epsilon", float),
         Flag("--layer", "A Grad-CAM layer [the last convolution with maps of at least 7x7].", "ExplainMethods.layers",
              multiple=True),
         Flag("--force", "Explain a run that is not complete.", "explain.force", bool),

@@ -1,7 +1,8 @@
 """``bioflow explain``: what the front end sees and what the network attends to, for a finished run.
 
 explain (gin root) → load the run → test images → methods (Grad-CAM, occlusion, activations, top-k,
-kernels) → PNGs and CSVs in a temporary folder → renamed to ``explain/``.
+kernels; with an attack, the attacked images) → PNGs and CSVs in a temporary folder → renamed to
+``explain/``.
 """
 import contextlib
 import dataclasses
@@ -23,7 +24,7 @@ from bioflow.explain import methods, pictures
 from bioflow.io import replace_dir
 from bioflow.settings import ExplainMethods
 from bioflow.training import rundir
-from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_int, check_positive_int
+from bioflow.validation import MAX_BATCH, MAX_IMAGES, check_int, check_number, check_positive_int
 
 #: Layer-name prefixes of the biological front end, in the order data flows through them.
 FRONT_END = ("retina_", "v1_", "recurrent_")
@@ -41,8 +42,8 @@ class Explained:
 
 
 @gin.configurable(module="bioflow", denylist=["loaded"])
-def explain(run_dir, out=None, n_images=8, noise_name=None, level=None, options=None, batch_size=64, seed=0,
-            data=None, force=False, loaded=None):
+def explain(run_dir, out=None, n_images=8, noise_name=None, level=None, attack=None, epsilon=None, options=None,
+            batch_size=64, seed=0, data=None, force=False, loaded=None):
     """Explain a finished run; writes ``RUN_DIR/results/explain/`` (or ``OUT/explain/``).
 
     Args:
@@ -51,6 +52,10 @@ def explain(run_dir, out=None, n_images=8, noise_name=None, level=None, options=
         n_images: the test images to explain (clipped to the test set, with a message).
         noise_name, level: also explain the images under this perturbation at ``level`` (default: its
             middle level); Grad-CAM's centre mass is computed at every level of the noise.
+        attack, epsilon: also explain the images attacked by this :class:`~bioflow.attacks.Attack`
+            (``--attack fgsm|pgd``) at budget ``epsilon`` (default: the attack's largest), in the space and
+            with the EOT samples of ``AttackSuite`` as bound in gin: ``attack.png`` shows each image,
+            attacked, the perturbation and Grad-CAM clean and attacked; ``attack.csv`` the numbers.
         options: an :class:`~bioflow.settings.ExplainMethods`: the Grad-CAM layers, the top-k units
             and k, the occlusion patch and stride (default: ``ExplainMethods()`` through gin).
         loaded: ``(model, run_info)`` to explain instead of the run's own (a zoo entry).
@@ -70,9 +75,10 @@ def explain(run_dir, out=None, n_images=8, noise_name=None, level=None, options=
         level = levels[len(levels) // 2] if level is None else float(level)
     elif level is not None:
         raise BioflowError("explain.level needs explain.noise_name (--noise NAME).")
+    plan = _attack_plan(attack, epsilon, n_images)
     pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
     result = compute(model, info, pipeline, n_images=n_images, options=options, noise_name=noise_name, level=level,
-                     batch_size=batch_size, seed=seed)
+                     batch_size=batch_size, seed=seed, attack=plan)
     target.parent.mkdir(parents=True, exist_ok=True)
     # A run directory is locked while its results change, as evaluation locks it; an OUT folder is not a run.
     with rundir.locked(run, action="explain") if loaded is None and out is None else contextlib.nullcontext():
@@ -84,10 +90,52 @@ def explain(run_dir, out=None, n_images=8, noise_name=None, level=None, options=
     return target
 
 
+def _attack_plan(attack, epsilon, n_images):
+    """``(attack suite of the one attack, its budget)``, or None without an attack; checked before any work."""
+    from bioflow import attacks
+
+    if attack is None:
+        if epsilon is not None:
+            raise BioflowError("explain.epsilon needs explain.attack (--attack fgsm|pgd).")
+        return None
+    if not isinstance(attack, attacks.Attack):
+        raise BioflowError(f"explain.attack must be an Attack (@Attack(), or --attack fgsm|pgd), got {attack!r}.")
+    if attack.kind == "autoattack":
+        raise BioflowError("explain.attack: AutoAttack is an evaluation (bioflow evaluate --attacks robustbench); "
+                           "explain FGSM or PGD (--attack fgsm|pgd).")
+    eps = max(attack.epsilons) if epsilon is None else check_number(epsilon, "explain.epsilon", above=0, maximum=1e4)
+    if eps <= 0:
+        raise BioflowError("explain.attack: the attack's budgets are all 0; give one with --epsilon.")
+    return gin.get_configurable(attacks.AttackSuite)(attacks=(attack,), n_images=n_images), float(eps)
+
+
+def _attacked(model, info, pipeline, sets, plan, batch_size):
+    """``(attacked images at the network's size [0, 1], the attack's record, each perturbation's norm)``."""
+    from bioflow import attacks
+    from bioflow.evaluate import attack_start_images
+
+    suite, eps = plan
+    attack, stats = suite.attacks[0], info["data"]
+    start, labels = attack_start_images(pipeline, stats, sets, suite)
+    target = attacks.Target(model, stats, suite.space)
+    samples = suite.eot_samples if attacks.is_stochastic(target, start) else 1
+    adversarial = attacks.adversarial_examples(target, start, labels, attack, eps, samples=samples, seed=suite.seed,
+                                               batch_size=batch_size)
+    delta = (adversarial - start).reshape(len(labels), -1)
+    norms = {"linf": np.abs(delta).max(1), "l2": np.sqrt((delta ** 2).sum(1)), "l1": np.abs(delta).sum(1)}
+    if suite.space == "source":  # to the network's input, as its clean images were
+        adversarial = resize(tf.constant(adversarial * 255.0), model.input_shape[1], stats["interpolation"]).numpy()
+        adversarial = adversarial / 255.0
+    record = dict(attack=attack.kind, norm=attack.norm, epsilon=eps, steps=attack.steps if attack.kind == "pgd"
+                  else 1, space=suite.space, eot_samples=samples)
+    return adversarial.astype(np.float32), record, norms[attack.norm]
+
+
 def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=None, batch_size=64,
-            seed=0) -> Explained:
+            seed=0, attack=None) -> Explained:
     """Every explanation of ``model`` on the first ``n_images`` test images, with ``options`` (an
-    :class:`~bioflow.settings.ExplainMethods` whose layers are given); writes nothing."""
+    :class:`~bioflow.settings.ExplainMethods` whose layers are given); ``attack``: ``(AttackSuite, ε)``
+    (see :func:`explain`) adds the attacked images; writes nothing."""
     layers, units, k, patch, stride = options.layers, list(options.units), options.k, options.patch, options.stride
     stats = info["data"]
     size = model.input_shape[1]
@@ -98,7 +146,8 @@ def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=
         return normalise(tf.convert_to_tensor(x01, tf.float32) * 255.0)
 
     predict = tf.function(lambda x01: tf.cast(model(to_input(x01), training=False), tf.float32), reduce_retracing=True)
-    images, labels = evaluation_sets(pipeline, stats, size, n_images)["test"]
+    sets = evaluation_sets(pipeline, stats, size, n_images)
+    images, labels = sets["test"]
     if len(labels) < n_images:
         print(f"Explaining {len(labels)} images: the test set has only {len(labels)} (--images {n_images}).")
     arch = architecture.read(info, model)
@@ -134,6 +183,35 @@ def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=
                         pictures.overlay(x01[i, ..., 0], shown[(name, layer, "true")][1][i])]
             rows.append(row)
         pics[f"gradcam_{layer}"] = pictures.grid(rows)
+
+    # The attacked images beside the clean ones: the perturbation, and Grad-CAM of the predicted class.
+    attack_record = None
+    if attack is not None:
+        adversarial, attack_record, norms = _attacked(model, info, pipeline, sets, attack, batch_size)
+        attacked_pred = np.asarray(predict(adversarial)).argmax(axis=1)
+        clean_pred = np.asarray(predict(images)).argmax(axis=1)
+        layer = layers[0]
+        _, heat_clean = cams[layer](np.asarray(to_input(images)), clean_pred, batch_size)
+        _, heat_attacked = cams[layer](np.asarray(to_input(adversarial)), attacked_pred, batch_size)
+        delta = adversarial - images
+        spread = max(float(np.abs(delta).max()), 1e-12)
+        pics["attack"] = pictures.grid([[images[i, ..., 0], adversarial[i, ..., 0],
+                                         0.5 + delta[i, ..., 0] / (2 * spread),  # grey: no change
+                                         pictures.overlay(images[i, ..., 0], heat_clean[i]),
+                                         pictures.overlay(adversarial[i, ..., 0], heat_attacked[i])]
+                                        for i in range(len(labels))])
+        mass_clean, mass_attacked = methods.centre_mass(heat_clean), methods.centre_mass(heat_attacked)
+        tables["attack"] = pd.DataFrame([dict(Model=model_label, Image=i, Label=int(labels[i]),
+                                              Attack=attack_record["attack"], Norm=attack_record["norm"],
+                                              Epsilon=attack_record["epsilon"], Space=attack_record["space"],
+                                              EOT=attack_record["eot_samples"], PerturbationNorm=float(norms[i]),
+                                              CleanPredicted=int(clean_pred[i]),
+                                              AttackedPredicted=int(attacked_pred[i]),
+                                              Layer=layer, CleanCentreMass=float(mass_clean[i]),
+                                              AttackedCentreMass=float(mass_attacked[i]))
+                                         for i in range(len(labels))])
+        attack_record.update(layer=layer, clean_accuracy=float(np.mean(clean_pred == labels)),
+                             attacked_accuracy=float(np.mean(attacked_pred == labels)))
 
     # Occlusion sensitivity on the clean images.
     drops, base = methods.occlusion(predict, images, labels, patch=patch, stride=stride, fill=background)
@@ -185,6 +263,8 @@ def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=
                    centre_mass={f"{n}@{lv:g}": float(g["CentreMass"].mean())
                                 for (n, lv), g in tables["gradcam"][tables["gradcam"]["Target"] == "predicted"]
                                 .groupby(["Noise", "Level"], sort=False)})
+    if attack_record is not None:
+        summary["attack"] = attack_record
     return Explained(tables, pics, summary)
 
 
