@@ -150,3 +150,29 @@ def test_the_report_shows_robustness_against_time_step(stepped, tmp_path):
     row = curves[(curves["Condition"] == "uniform") & (curves["Step"] == 2)].iloc[0]
     assert row["Accuracy"] == pytest.approx(uniform, abs=1e-12)
     assert "Robustness against time step" in out.read_text()
+
+
+def test_every_evaluation_set_gets_its_accuracy_per_step(stepped):
+    """CIFAR-10G's sets go through the same step read-out as the test set (here two stand-in sets of the
+    synthetic images, since the synthetic classes are not CIFAR-10's)."""
+    import gin
+
+    from bioflow.data import DataPipeline
+    from bioflow.evaluate import evaluation_sets, robustness
+    from bioflow.noise import NoiseSuite
+    from bioflow.training import rundir
+
+    run, _ = stepped
+    config.parse([str(run / "operative_config.gin")], ["Synthetic.n_test = 32"])
+    model, info = rundir.load_run(run, False)
+    images, labels = evaluation_sets(gin.get_configurable(DataPipeline)(), info["data"], 32)["test"]
+    sets = {"test": (images, labels), "silhouettes": (images[::-1].copy(), labels[::-1].copy()),
+            "silhouettes_inverted": (1.0 - images, labels)}
+    result = robustness(model, info, sets, NoiseSuite(noises=("uniform",), levels={"uniform": (0.0, 1.0)}))
+    steps = result.steps
+    for name in ("silhouettes", "silhouettes_inverted"):
+        rows = steps[steps["Set"] == name]
+        assert list(rows["Step"]) == [1, 2, 3, 4] and set(rows["Noise"]) == {"clean"}
+        generalisation = result.generalisation.set_index("Set")["Accuracy"][name]
+        assert rows["Accuracy"].iloc[-1] == generalisation
+        assert result.summary["steps"]["clean_accuracy"][name] == list(rows["Accuracy"])
