@@ -12,8 +12,8 @@ tensorflow_runtime.load()  # first, so that TensorFlow's C++ start-up log is hel
 
 import bioflow.attacks  # noqa: E402,F401  (Attack, AttackSuite)
 import bioflow.bases  # noqa: E402,F401  (the bases)
+import bioflow.common_corruptions  # noqa: E402,F401  (CorruptionSuite; the corruptions as perturbations c_<name>)
 import bioflow.components  # noqa: E402,F401  (filter banks, bottleneck, recurrences)
-import bioflow.corruptions  # noqa: E402,F401  (the computed corruptions, as perturbations c_<name>)
 import bioflow.data  # noqa: E402,F401  (data sources and the pipeline)
 import bioflow.evaluate  # noqa: E402,F401  (evaluate)
 import bioflow.explain  # noqa: E402,F401  (explain)

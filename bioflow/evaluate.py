@@ -114,7 +114,7 @@ def to_0_255(images01, dtype="float32"):
     return tf.cast(tf.cast(x255, tf.float16), tf.float32) if dtype == "float16" else x255
 
 
-def _prepare_images(dataset, size, interpolation, n_images=None):
+def prepare_images(dataset, size, interpolation, n_images=None):
     """Resize a (0..255 luminance, label) data set to ``size`` and return [0, 1] arrays."""
     if n_images is not None:
         dataset = dataset.take(n_images)
@@ -135,7 +135,7 @@ def _cifar10g_sets(folder, size, interpolation):
 
     def load(builder):
         builder.download_and_prepare()
-        return {name: _prepare_images(builder.as_dataset(split=name, as_supervised=True), size, interpolation)
+        return {name: prepare_images(builder.as_dataset(split=name, as_supervised=True), size, interpolation)
                 for name in ALL_SETS}
 
     if folder == "download":
@@ -199,6 +199,9 @@ def check_settings() -> None:
     attacks = bound("evaluate.attacks")  # None, or gin's reference @AttackSuite(): its attacks are checked now
     if attacks is not None and hasattr(attacks, "scoped_configurable_fn"):
         attacks.scoped_configurable_fn()
+    corruptions = bound("evaluate.corruptions")
+    if corruptions is not None and hasattr(corruptions, "scoped_configurable_fn"):
+        _check_corruption_suite(corruptions.scoped_configurable_fn()).check()  # CIFAR-10-C reachable
     suite = bound("evaluate.suite")  # None, or gin's reference @[scope/]NoiseSuite()
     scoped = getattr(suite, "_scoped_selector", None) if suite is not None else "NoiseSuite"
     if scoped is not None and scoped.rpartition("/")[2] == "NoiseSuite":
@@ -218,8 +221,8 @@ def _check_generalisation_dir(folder):
 
 
 @gin.configurable(module="bioflow", denylist=["loaded"])
-def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, attacks=None, n_images=None, batch_size=64,
-             seed=0, progress=None, force=False, loaded=None):
+def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, attacks=None, corruptions=None,
+             n_images=None, batch_size=64, seed=0, progress=None, force=False, loaded=None):
     """Evaluate a finished run; writes ``results/`` and returns the robustness summary.
 
     Args:
@@ -234,6 +237,9 @@ def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, attack
             table layout (default: ``Outputs()`` through gin).
         attacks: a :class:`bioflow.attacks.AttackSuite` run on the test images after the noise suite,
             into ``results/adversarial.csv`` (default: none; ``--attacks quick`` or ``gin/attack/``).
+        corruptions: a :class:`bioflow.common_corruptions.CorruptionSuite`: CIFAR-10-C, or the corruptions
+            computed on the test images, into ``results/corruptions.csv`` (default: none;
+            ``--corruptions cifar10-c|computed`` or ``gin/evaluate/extended.gin``).
         n_images: evaluate on the first ``n_images`` test images (default: all).
         batch_size, seed: the prediction batch, and the seed of the stochastic perturbations.
         force: evaluate a run that is not complete (its current ``model.keras``).
@@ -257,10 +263,32 @@ def evaluate(run_dir, data=None, suite=None, cifar10g=None, outputs=None, attack
         model, info = loaded if loaded is not None else rundir.load_run(run, force)
         pipeline = data if data is not None else gin.get_configurable(DataPipeline)()
         suite = suite if suite is not None else gin.get_configurable(noise.NoiseSuite)()
+        if corruptions is not None:
+            _check_corruption_suite(corruptions).check(info["data"])  # CIFAR-10-C reachable, before any work
         sets = evaluation_sets(pipeline, info["data"], model.input_shape[1], n_images, cifar10g.folder)
         attacked = attack_start_images(pipeline, info["data"], sets, attacks) if attacks is not None else None
-        return _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, (attacks, attacked), batch_size,
-                                seed, progress)
+        extensions = Extensions(attacks, attacked, corruptions, n_images)
+        return _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, extensions, batch_size, seed,
+                                progress)
+
+
+@dataclasses.dataclass(frozen=True)
+class Extensions:
+    """What an evaluation runs beyond the paper's: attacks (and their start images), common corruptions."""
+
+    attacks: object = None  # bioflow.attacks.AttackSuite
+    attack_images: tuple = None  # (images, labels)
+    corruptions: object = None  # bioflow.common_corruptions.CorruptionSuite
+    n_images: int = None
+
+
+def _check_corruption_suite(suite):
+    from bioflow.common_corruptions import CorruptionSuite
+
+    if not isinstance(suite, CorruptionSuite):
+        raise BioflowError(f"evaluate.corruptions must be a CorruptionSuite (@CorruptionSuite(), e.g. --corruptions "
+                           f"computed), got {type(suite).__name__}.")
+    return suite
 
 
 def attack_start_images(pipeline, stats, sets, suite):
@@ -280,13 +308,13 @@ def attack_start_images(pipeline, stats, sets, suite):
     if size is None or splits.test.element_spec[0].shape[1] != size:
         raise BioflowError(f"The test images of {splits.name!r} have no one square size to attack them at: set "
                            "AttackSuite.space = 'input' to attack the network's input instead.")
-    source, source_labels = _prepare_images(splits.test, size, stats["interpolation"], n)
+    source, source_labels = prepare_images(splits.test, size, stats["interpolation"], n)
     if not np.array_equal(source_labels, labels[:n]):
         raise BioflowError("The source images and the evaluation's test images are not in the same order.")
     return source, source_labels
 
 
-def _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, attack_plan, batch_size, seed, progress):
+def _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, extensions, batch_size, seed, progress):
     """Compute every table into a temporary folder, then move it into place as ``results/``."""
     with tempfile.TemporaryDirectory(dir=run, prefix=".results.") as tmp:
         tmp_dir = pathlib.Path(tmp) / "results"
@@ -299,12 +327,20 @@ def _evaluate_locked(run, model, info, sets, suite, cifar10g, outputs, attack_pl
                             perturb_generalisation=cifar10g.perturb, save_predictions=outputs.predictions,
                             example_grids=bool(outputs.images),
                             image_sink=image_sink if outputs.images == "all" else None, progress=progress)
-        attack_suite, attacked = attack_plan
-        if attack_suite is not None:
+        if extensions.corruptions is not None:
+            from bioflow import common_corruptions
+
+            stats = info["data"]
+            evaluator = _Evaluator(model, stats, batch_size, seed, stats["mean"] / 255.0, False, suite.dtype)
+            result.corruptions, result.summary["corruptions"] = common_corruptions.run(
+                evaluator, extensions.corruptions, *sets["test"], stats, model.input_shape[1], extensions.n_images,
+                result_meta(model, info), echo=lambda line: print(line, flush=True))
+        if extensions.attacks is not None:
             from bioflow import attacks
 
-            result.adversarial = attacks.run(model, info, *attacked, attack_suite, result_meta(model, info),
-                                             batch_size=batch_size, echo=lambda line: print(line, flush=True))
+            result.adversarial = attacks.run(model, info, *extensions.attack_images, extensions.attacks,
+                                             result_meta(model, info), batch_size=batch_size,
+                                             echo=lambda line: print(line, flush=True))
             result.summary["adversarial"] = result.adversarial.summary
         write_results(tmp_dir, result)
         if outputs.layout == "bionet":
@@ -335,7 +371,7 @@ def evaluation_sets(pipeline: DataPipeline, stats: dict, size: int, n_images: in
                            f"but the data source of this configuration, {splits.name!r}, has the classes "
                            f"{list(splits.class_names)}. Give the data it was trained on with --gin (a shipped "
                            "data source: --gin data/synthetic, data/cifar10 or data/image_folder) or --gin-param.")
-    sets = {"test": _prepare_images(splits.test, size, interp, n_images)}
+    sets = {"test": prepare_images(splits.test, size, interp, n_images)}
     if generalisation_dir is not None:
         if tuple(stats.get("classes", ())) != CIFAR10_CLASSES:
             print(f"Skipping CIFAR-10G: the model was trained on {stats['dataset']!r}, not the CIFAR-10 classes.")
@@ -355,6 +391,7 @@ class Robustness:
     grids: dict = dataclasses.field(default_factory=dict)  # noise → uint8 image grid
     adversarial: object = None  # bioflow.attacks.Adversarial, when an attack suite ran
     steps: pd.DataFrame | None = None  # STEP_COLUMNS, for a network read out at every step
+    corruptions: pd.DataFrame | None = None  # bioflow.common_corruptions.COLUMNS, when a corruption suite ran
 
 
 def result_meta(model: keras.Model, info: dict) -> dict:
@@ -470,5 +507,7 @@ def write_results(folder: str | pathlib.Path, result: Robustness) -> None:
         result.adversarial.table.to_csv(folder / "adversarial.csv", index=False)
     if result.steps is not None:
         result.steps.to_csv(folder / "steps.csv", index=False)
+    if result.corruptions is not None:
+        result.corruptions.to_csv(folder / "corruptions.csv", index=False)
     for name, grid in result.grids.items():
         tf.io.write_file(str(folder / "images" / f"{name}.png"), tf.io.encode_png(grid))

@@ -128,6 +128,12 @@ FLAGS: dict[str, tuple[Flag, ...]] = {
              gin=lambda suite: f"include 'attack/{suite}.gin'"),
         Flag("--cifar10g", "A CIFAR-10G copy (the folder holding 224x224/), or 'download'.",
              "CIFAR10G.folder", metavar="DIR|download"),
+        Flag("--corruptions", "Common corruptions after the noise suite, into results/corruptions.csv: CIFAR-10-C "
+             "through TFDS, or the corruptions computed on the test images.", "evaluate.corruptions",
+             kind=click.Choice(["cifar10-c", "computed"]),
+             gin=lambda source: f"evaluate.corruptions = @CorruptionSuite()\nCorruptionSuite.source = '{source}'"),
+        Flag("--cifar10-c", "A copy of CIFAR-10-C's published arrays (the extracted CIFAR-10-C.tar), prepared "
+             "through TFDS instead of a download.", "CorruptionSuite.copy", metavar="DIR", dest="cifar10_c"),
         Flag("--perturb-generalisation", "Run the noise suite on CIFAR-10G too.", "CIFAR10G.perturb",
              bool),
         Flag("--save-predictions", "Write per-image probabilities.", "Outputs.predictions", bool),

@@ -90,3 +90,54 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
 
     t = stats.t.ppf((1 + confidence) / 2, df=v.size - 1)
     return float(v.mean()), float(t * v.std(ddof=1) / math.sqrt(v.size))
+
+
+# -- common corruptions (docs/evaluation.md, "Common corruptions") -----------------------------------
+
+def _errors_by_corruption(table):
+    """``{corruption: errors 1 - accuracy, ordered by severity}`` of one model's corruption table."""
+    if table.duplicated(["Corruption", "Severity"]).any():
+        raise BioflowError("A corruption table must hold one row per (Corruption, Severity); average the trials "
+                           "first.")
+    return {c: 1.0 - g.sort_values("Severity")["Accuracy"].to_numpy(np.float64)
+            for c, g in table.groupby("Corruption", sort=False)}
+
+
+def corruption_summary(table: pd.DataFrame) -> dict:
+    """One model's CIFAR-10-C numbers from its ``(Corruption, Severity, Accuracy)`` rows.
+
+    * ``corruption_error[c]``: the mean error over c's severities (Hendrycks & Dietterich's
+      unnormalised CE);
+    * ``mean_corruption_error``: their mean over the corruptions;
+    * ``mean_accuracy``: the accuracy over every corruption and severity (RobustBench's CIFAR-10-C
+      number: every severity, all images).
+    """
+    errors = _errors_by_corruption(table)
+    ce = {c: float(e.mean()) for c, e in errors.items()}
+    return dict(corruption_error=ce, mean_corruption_error=float(np.mean(list(ce.values()))),
+                mean_accuracy=float(table["Accuracy"].mean()))
+
+
+def mce(table: pd.DataFrame, baseline: pd.DataFrame, clean: float | None = None,
+        baseline_clean: float | None = None) -> dict:
+    """mCE of a model against a baseline model (both ``(Corruption, Severity, Accuracy)`` rows).
+
+    ``CE[c] = Σ_s E[s, c] / Σ_s E_base[s, c]`` and ``mCE`` their mean (Hendrycks & Dietterich 2019,
+    with the baseline in place of AlexNet, which CIFAR does not have). With both clean accuracies,
+    also ``relative CE[c] = Σ_s (E[s, c] − E_clean) / Σ_s (E_base[s, c] − E_base,clean)`` and the
+    relative mCE. Only the corruptions and severities both tables hold count.
+    """
+    ours, theirs = _errors_by_corruption(table), _errors_by_corruption(baseline)
+    shared = [c for c in ours if c in theirs and len(ours[c]) == len(theirs[c])]
+    if not shared:
+        raise BioflowError("The model and its baseline share no corruption with the same severities.")
+    out = dict(ce={c: float(ours[c].sum() / theirs[c].sum()) for c in shared})
+    out["mce"] = float(np.mean(list(out["ce"].values())))
+    if clean is not None and baseline_clean is not None:
+        def relative(c):  # NaN where the baseline's corruption errors equal its clean error
+            below = float((theirs[c] - (1 - baseline_clean)).sum())
+            return float((ours[c] - (1 - clean)).sum()) / below if below != 0 else float("nan")
+
+        out["relative_ce"] = {c: relative(c) for c in shared}
+        out["relative_mce"] = float(np.mean(list(out["relative_ce"].values())))
+    return out
