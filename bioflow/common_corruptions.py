@@ -116,10 +116,3 @@ def run(evaluator, suite, test_images, labels, stats, size, n_images, meta, echo
                    **metrics.corruption_summary(table))
     summary["n_images"] = int(n_images) if n_images is not None else int(len(labels))
     return table, summary
-
-
-def mean_over_trials(table):
-    """Mean accuracy per model, corruption and severity (the rows ``metrics.mce`` takes)."""
-    keys = [k for k in ("Model", "Convolution", "Base", "Source", "Corruption", "Severity") if k in table]
-    return table.groupby(keys, sort=False, dropna=False)["Accuracy"].mean().reset_index()
-

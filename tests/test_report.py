@@ -298,3 +298,30 @@ def test_attacked_entries_get_an_adversarial_section_with_their_masking_checks(p
     data = build_report(tmp_path / "garbage.html", pair_copy, all_entries=True)
     assert any("adversarial.csv has values that are not numbers in column Epsilon" in p for p in data.problems)
     assert set(data.adversarial["Model"]) == {"vgg16_gabor"}
+
+
+def test_corrupted_entries_get_a_corruption_section_and_an_mce_table(pair_copy, tmp_path):
+    for name in ("gabor", "original"):
+        out = tmp_path / name
+        result = CliRunner().invoke(main, ["evaluate", "--entry", name, "--zoo", str(pair_copy), "--out", str(out),
+                                           "--corruptions", "computed", "--n-images", "16", "--gin-param",
+                                           "CorruptionSuite.corruptions = ['contrast', 'fog']", "--gin-param",
+                                           "NoiseSuite.noises = ['invert']"])
+        assert result.exit_code == 0, result.output
+        # as if published with its corruptions (an entry's files never change in place)
+        shutil.copy(out / "results" / "corruptions.csv", pair_copy / name / "1.0.0" / "results" / "corruptions.csv")
+    data = build_report(tmp_path / "report.html", pair_copy, all_entries=True)
+    assert len(data.corruptions) == 2 * 2 * 5 and set(data.corruptions["Trials"]) == {1}
+    mce = data.mce.set_index("Model")
+    assert mce.loc["vgg16_original", "mCE"] == pytest.approx(1.0)  # the reference against itself
+    gabor = pd.read_csv(pair_copy / "gabor" / "1.0.0" / "results" / "corruptions.csv")
+    original = pd.read_csv(pair_copy / "original" / "1.0.0" / "results" / "corruptions.csv")
+    by_hand = np.mean([(1 - gabor[gabor["Corruption"] == c]["Accuracy"]).sum()
+                       / (1 - original[original["Corruption"] == c]["Accuracy"]).sum() for c in ("contrast", "fog")])
+    assert mce.loc["vgg16_gabor", "mCE"] == pytest.approx(by_hand)
+    assert mce.loc["vgg16_gabor", "MeanAccuracy"] == pytest.approx(gabor["Accuracy"].mean())
+    assert mce.loc["vgg16_gabor", "Baseline"] == "vgg16_original"
+    page_html = (tmp_path / "report.html").read_text()
+    assert 'id="corruptions"' in page_html and "Common corruptions: mCE" in page_html
+    assert (tmp_path / "report_data" / "mce.csv").is_file()
+    assert (tmp_path / "report_data" / "corruption_curves.csv").is_file()

@@ -90,6 +90,8 @@ def build_report(out, zoo_root=None, specs=(), label=None, all_entries=False, re
             note = ("<p>Reference per base: " + html.escape(", ".join(f"{b}: {r}" for b, r in data.reference.items()))
                     + ".</p>")
         sections.append((f"section-{cid}", heading, f'{note}<div class="chart" id="{cid}"></div>'))
+    if not data.mce.empty:
+        sections.append(("mce", "Common corruptions: mCE", page.mce_table_html(data.mce)))
     if "OriginalAUC" in data.aucs and data.aucs["OriginalAUC"].notna().any():
         sections.append(("auc-original", "AUC: bioflow's and the original's", page.auc_comparison_html(data.aucs)))
     if any(explained.values()):

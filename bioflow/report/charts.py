@@ -171,6 +171,22 @@ def step_chart(steps):
         facet=alt.Facet("Condition:N", title=None, sort=None), columns=6)
 
 
+def corruption_chart(curves):
+    """Error against severity, one panel per corruption: models side by side, 95% bars over trials."""
+    if curves.empty:
+        return None
+    base = alt.Chart(curves).encode(x=alt.X("Severity:O", title="severity"))
+    bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("ErrorLower:Q", title="error"), y2="ErrorUpper:Q",
+                                                 color=_colour())
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("Error:Q", title="error (1 − accuracy)", scale=alt.Scale(domain=[0, 1])), color=_colour(),
+        strokeDash=_dash(), detail="Model:N",
+        tooltip=["Model:N", "Source:N", "Corruption:N", "Severity:O", alt.Tooltip("Error:Q", format=".3f"),
+                 "Trials:Q"])
+    return alt.layer(bars, line).properties(width=140, height=HEIGHT).facet(
+        facet=alt.Facet("Corruption:N", title=None, sort=None), columns=6)
+
+
 CHARTS = (
     ("perturbation", "Perturbation curves", perturbation_chart, "curves"),
     ("auc_heatmap", "Robustness: AUC per noise", auc_heatmap, "aucs"),
@@ -181,7 +197,9 @@ CHARTS = (
     ("adversarial", "Adversarial: accuracy against ε", adversarial_chart, "adversarial"),
     ("masking", "Adversarial: gradient-masking checks", masking_chart, "masking_checks"),
     ("steps", "Robustness against time step", step_chart, "steps"),
+    ("corruptions", "Common corruptions: error per corruption and severity", corruption_chart, "corruptions"),
 )
-#: Charts of data that only some reports have (``bioflow explain``, ``--attacks``, a readout at every step):
+#: Charts of data that only some reports have (``bioflow explain``, ``--attacks``, a readout at every step,
+#: ``--corruptions``):
 #: not a problem when absent.
-OPTIONAL_CHARTS = ("explain", "adversarial", "masking", "steps")
+OPTIONAL_CHARTS = ("explain", "adversarial", "masking", "steps", "corruptions")

@@ -51,13 +51,16 @@ class ReportData:
     adversarial: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     masking_checks: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     steps: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    corruptions: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    mce: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     def tables(self):
         """``{file stem: table}`` of the data saved beside the HTML."""
         return dict(models=self.models, perturbation=self.perturbation, perturbation_curves=self.curves,
                     auc=self.aucs, auc_ratio=self.ratios, generalisation=self.generalisation, history=self.history,
                     explain_centre_mass=self.explain, adversarial_curves=self.adversarial,
-                    masking_checks=self.masking_checks, step_curves=self.steps)
+                    masking_checks=self.masking_checks, step_curves=self.steps, corruption_curves=self.corruptions,
+                    mce=self.mce)
 
 
 def select(zoo, specs=(), label=None, all_entries=False, problems=None):
@@ -112,6 +115,8 @@ EXPLAIN_TABLE = "results/explain/gradcam.csv"
 ADVERSARIAL_TABLE = "results/adversarial.csv"
 #: Each condition's accuracy per time step (optional: networks read out at every step only).
 STEPS_TABLE = "results/steps.csv"
+#: Common corruptions' accuracy per corruption and severity (optional: ``--corruptions``).
+CORRUPTIONS_TABLE = "results/corruptions.csv"
 #: ``file: (required columns, numeric columns)`` of the tables a report reads from an entry.
 TABLE_COLUMNS = {
     "results/perturbation.csv": (("Noise", "LI", "Level", "Accuracy"), ("LI", "Level", "Accuracy")),
@@ -121,6 +126,7 @@ TABLE_COLUMNS = {
     EXPLAIN_TABLE: (("Noise", "Level", "Target", "CentreMass"), ("Level",)),
     ADVERSARIAL_TABLE: (("Attack", "Norm", "Epsilon", "Accuracy"), ("Epsilon", "Accuracy")),
     STEPS_TABLE: (("Set", "Noise", "Level", "Step", "Accuracy"), ("Level", "Step", "Accuracy")),
+    CORRUPTIONS_TABLE: (("Source", "Corruption", "Severity", "Accuracy"), ("Severity", "Accuracy")),
 }
 
 
@@ -236,9 +242,13 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
     problems = []
     entries = select(zoo, specs, label, all_entries, problems) if (specs or label or all_entries or not published) \
         else []
-    pert, gen, hist, explained, attacked, checks, stepped = [], [], [], [], [], [], []
+    pert, gen, hist, explained, attacked, checks, stepped, corrupted = [], [], [], [], [], [], [], []
     for e in entries:
         meta = _meta(e)
+        if (e.folder / CORRUPTIONS_TABLE).exists():  # entries evaluated with --corruptions only
+            table = _read_csv(e, CORRUPTIONS_TABLE, problems, "its common corruptions are not shown")
+            if table is not None:
+                corrupted.append(table.drop(columns=[c for c in meta if c in table]).assign(**meta))
         if (e.folder / STEPS_TABLE).exists():  # networks read out at every step only
             table = _read_csv(e, STEPS_TABLE, problems, "its robustness against time step is not shown")
             if table is not None:
@@ -303,7 +313,8 @@ def collect(zoo_root=None, specs=(), label=None, all_entries=False, reference=No
                       curves=curves_table(perturbation), aucs=aucs, ratios=ratios,
                       generalisation=generalisation_table(generalisation), history=history, problems=problems,
                       reference=refs, explain=centre_mass_table(explained), adversarial=adversarial_table(attacked),
-                      masking_checks=pd.DataFrame(checks, columns=MASKING_COLUMNS), steps=step_curves(stepped))
+                      masking_checks=pd.DataFrame(checks, columns=MASKING_COLUMNS), steps=step_curves(stepped),
+                      corruptions=corruption_curves(corrupted), mce=mce_table(corrupted, models, refs, problems))
 
 
 #: The columns of the report's masking-check table: one row per entry and check.
@@ -346,6 +357,44 @@ def step_curves(tables):
     per_trial = (table.groupby(["Model", "Convolution", "Base", "Trial", "Condition", "Step"], sort=False,
                                dropna=False)["Accuracy"].mean().reset_index())
     return _mean_over_trials(per_trial, keys)
+
+
+def corruption_curves(tables):
+    """Error (1 − accuracy) per model, source, corruption and severity: mean over trials, 95% band."""
+    keys = ["Model", "Convolution", "Base", "Source", "Corruption", "Severity"]
+    if not tables:
+        return pd.DataFrame(columns=keys + ["Accuracy", "Lower", "Upper", "Trials", "Error"])
+    table = _mean_over_trials(pd.concat(tables, ignore_index=True), keys)
+    return table.assign(Error=1 - table["Accuracy"], ErrorLower=1 - table["Upper"], ErrorUpper=1 - table["Lower"])
+
+
+MCE_COLUMNS = ["Model", "Base", "Source", "Trials", "MeanAccuracy", "MeanCE", "Baseline", "mCE", "RelativeMCE"]
+
+
+def mce_table(tables, models, refs, problems):
+    """Per model and source: the mean accuracy and mean CE, and mCE and relative mCE against the base's
+    reference model (its mean over trials; docs/evaluation.md), the way ``metrics.mce`` defines them."""
+    if not tables:
+        return pd.DataFrame(columns=MCE_COLUMNS)
+    table = pd.concat(tables, ignore_index=True)
+    means = table.groupby(["Model", "Convolution", "Base", "Source", "Corruption", "Severity"], sort=False,
+                          dropna=False)["Accuracy"].mean().reset_index()
+    clean = models.groupby("Model")["CleanAccuracy"].mean() if "CleanAccuracy" in models else pd.Series(dtype=float)
+    rows = []
+    for (model, base, source), group in means.groupby(["Model", "Base", "Source"], sort=False, dropna=False):
+        summary = metrics.corruption_summary(group)
+        row = dict(Model=model, Base=base, Source=source, Trials=int(table[table["Model"] == model]["Trial"].nunique()),
+                   MeanAccuracy=summary["mean_accuracy"], MeanCE=summary["mean_corruption_error"],
+                   Baseline=refs.get(base), mCE=None, RelativeMCE=None)
+        baseline = means[(means["Model"] == refs.get(base)) & (means["Source"] == source)]
+        if not baseline.empty:
+            try:
+                found = metrics.mce(group, baseline, clean.get(model), clean.get(refs.get(base)))
+                row.update(mCE=found["mce"], RelativeMCE=found.get("relative_mce"))
+            except BioflowError as err:
+                problems.append(f"{model}: no mCE against {refs.get(base)} ({err})")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=MCE_COLUMNS)
 
 
 def centre_mass_table(tables):

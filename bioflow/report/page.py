@@ -93,6 +93,20 @@ def auc_comparison_html(aucs):
     return f'{note}<table class="models"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
+def mce_table_html(mce):
+    """The common-corruption summary per model: mean accuracy, mean CE, and mCE against the baseline."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ("model", "source", "trials", "mean accuracy", "mean CE",
+                                                           "baseline", "mCE", "relative mCE"))
+    rows = "".join("<tr>" + "".join(_cell(row[c]) for c in ("Model", "Source", "Trials", "MeanAccuracy", "MeanCE",
+                                                            "Baseline", "mCE", "RelativeMCE")) + "</tr>"
+                   for _, row in mce.iterrows())
+    note = ("<p>CE per corruption is the mean error over its severities; mCE divides each corruption's summed "
+            "errors by the baseline's (the reference model of the same base: CIFAR has no AlexNet) and "
+            "averages; relative mCE does the same with the errors above each model's clean error "
+            "(docs/evaluation.md).</p>")
+    return f'{note}<table class="models"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
 def config_sections(entries, configs):
     """One collapsible ``<details>`` per entry holding its operative config."""
     out = []
