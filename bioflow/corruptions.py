@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import scipy.ndimage as ndimage
+import scipy.signal as signal
 
 #: Hendrycks' CIFAR-10-C constants per severity 1..5 (make_cifar_c.py).
 CONSTANTS = {
@@ -148,8 +149,11 @@ def _separable(x, taps):
 
 
 def _defocus_blur(x, c, s, rng):
+    # OpenCV's filter2D: a correlation with reflect-101 edges, through the DFT for a large kernel as
+    # OpenCV does (the disk is symmetric, so correlation and convolution agree)
     kernel = disk_kernel(c[0], c[1], s)
-    return ndimage.correlate(x, kernel, mode="mirror")  # OpenCV's filter2D: correlation, reflect-101
+    r = kernel.shape[0] // 2
+    return signal.fftconvolve(np.pad(x, r, mode="reflect"), kernel[::-1, ::-1], mode="valid")
 
 
 def _glass_blur(x, c, s, rng):
