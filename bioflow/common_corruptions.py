@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from bioflow import corruptions, metrics
 from bioflow.data import cifar10c
-from bioflow.data.preprocessing import to_luminance
+from bioflow.data.preprocessing import prepare_images, to_luminance
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError, check_choice, choices
 from bioflow.validation import check_bool
@@ -95,8 +95,6 @@ class CorruptionSuite:
 def run(evaluator, suite, test_images, labels, stats, size, n_images, meta, echo=print):
     """``(table, summary)``: every corruption at every severity through ``evaluator`` (the evaluation's
     :class:`bioflow.evaluate._Evaluator`), on the test images or on CIFAR-10-C's."""
-    from bioflow.evaluate import prepare_images
-
     suite.check(stats)
     rows = []
     for name in suite.names:

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from bioflow import architecture, bindings, metrics, noise
 from bioflow.data import DataPipeline
-from bioflow.data.preprocessing import normaliser, resize
+from bioflow.data.preprocessing import normaliser, prepare_images
 from bioflow.data.sources import CIFAR10_CLASSES
 from bioflow.errors import BioflowError
 from bioflow.io import replace_dir
@@ -112,21 +112,6 @@ def to_0_255(images01, dtype="float32"):
     original's float16 backend held its perturbed images (``NoiseSuite.dtype``)."""
     x255 = tf.convert_to_tensor(images01, tf.float32) * 255.0
     return tf.cast(tf.cast(x255, tf.float16), tf.float32) if dtype == "float16" else x255
-
-
-def prepare_images(dataset, size, interpolation, n_images=None):
-    """Resize a (0..255 luminance, label) data set to ``size`` and return [0, 1] arrays."""
-    if n_images is not None:
-        dataset = dataset.take(n_images)
-    ds = dataset.map(lambda x, y: (resize(tf.cast(x, tf.float32), size, interpolation) / 255.0, tf.cast(y, tf.int64)),
-                     num_parallel_calls=tf.data.AUTOTUNE)
-    xs, ys = [], []
-    for x, y in ds.batch(256):
-        xs.append(x.numpy())
-        ys.append(y.numpy())
-    if not xs:
-        raise BioflowError("The evaluation set is empty.")
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
 
 
 def _cifar10g_sets(folder, size, interpolation):

@@ -116,3 +116,18 @@ def normaliser(stats):
         return normalise_samplewise
     mean, std = float(stats["mean"]), float(stats["std"])
     return lambda images: normalise(images, mean, std)
+
+
+def prepare_images(dataset, size, interpolation, n_images=None):
+    """Resize a (0..255 luminance, label) data set to ``size`` and return [0, 1] arrays."""
+    if n_images is not None:
+        dataset = dataset.take(n_images)
+    ds = dataset.map(lambda x, y: (resize(tf.cast(x, tf.float32), size, interpolation) / 255.0, tf.cast(y, tf.int64)),
+                     num_parallel_calls=tf.data.AUTOTUNE)
+    xs, ys = [], []
+    for x, y in ds.batch(256):
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    if not xs:
+        raise BioflowError("The evaluation set is empty.")
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys).astype(np.int64)
