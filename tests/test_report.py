@@ -325,3 +325,14 @@ def test_corrupted_entries_get_a_corruption_section_and_an_mce_table(pair_copy, 
     assert 'id="corruptions"' in page_html and "Common corruptions: mCE" in page_html
     assert (tmp_path / "report_data" / "mce.csv").is_file()
     assert (tmp_path / "report_data" / "corruption_curves.csv").is_file()
+    # hostile tables: a formula where a name goes, text where a severity goes
+    hostile = pair_copy / "original" / "1.0.0" / "results" / "corruptions.csv"
+    hostile.write_text("Source,Corruption,Severity,Accuracy\ncomputed,=cmd|' /C calc'!A0,1,0.5\n"
+                       "<script>alert(1)</script>,fog,1,0.4\n")
+    data = build_report(tmp_path / "hostile.html", pair_copy, all_entries=True)
+    assert "'=cmd" in (tmp_path / "hostile_data" / "corruption_curves.csv").read_text()  # defused for spreadsheets
+    assert "<script>alert(1)</script>" not in (tmp_path / "hostile.html").read_text()
+    hostile.write_text("Source,Corruption,Severity,Accuracy\ncomputed,fog,five,0.5\n")
+    data = build_report(tmp_path / "garbage.html", pair_copy, all_entries=True)
+    assert any("corruptions.csv has values that are not numbers in column Severity" in p for p in data.problems)
+    assert set(data.corruptions["Model"]) == {"vgg16_gabor"} and set(data.mce["Model"]) == {"vgg16_gabor"}
