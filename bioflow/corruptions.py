@@ -53,6 +53,8 @@ LEFT_OUT = {
     "saturate": "it changes HSV saturation, which a grey image does not have",
 }
 ALL = BENCHMARK + EXTRA
+#: The corruptions that draw random numbers; the others are functions of the image alone.
+RANDOM = ("gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "fog", "elastic_transform", "speckle_noise")
 #: The prefix of the registered perturbations (``c_gaussian_noise``).
 PREFIX = "c_"
 
@@ -319,7 +321,7 @@ def register_all():
         return perturb
 
     for name in ALL:
-        noise.register(PREFIX + name, levels=range(6), valid=(0.0, 5.0), stochastic=True, discrete=range(6),
+        noise.register(PREFIX + name, levels=range(6), valid=(0.0, 5.0), stochastic=name in RANDOM, discrete=range(6),
                        description=f"Hendrycks' {name.replace('_', ' ')} at severity 0-5")(make(name))
 
 

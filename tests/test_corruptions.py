@@ -222,7 +222,6 @@ def reference(name, x, severity, rng):
     raise KeyError(name)
 
 
-CHEAP = [n for n in corruptions.ALL if n != "glass_blur"]
 
 
 @pytest.mark.parametrize("size", [32, 224])
@@ -256,7 +255,7 @@ def test_severities_and_the_size_rule_follow_hendrycks():
         assert high > low, name
 
 
-@pytest.mark.parametrize("name", ["c_gaussian_noise", "c_glass_blur", "c_elastic_transform", "c_jpeg_compression"])
+@pytest.mark.parametrize("name", [corruptions.PREFIX + n for n in corruptions.ALL])
 def test_registered_corruptions_are_deterministic_for_a_seed_across_batch_splits(name):
     corruptions.register_all()
     images = np.stack(_images(32, n=6))[..., None].astype(np.float32)
@@ -266,9 +265,9 @@ def test_registered_corruptions_are_deterministic_for_a_seed_across_batch_splits
     np.testing.assert_array_equal(whole, split)
     assert np.abs(whole - images).max() > 1e-3
     np.testing.assert_array_equal(noise.apply(name, images, 0, seed=5).numpy(), images)  # severity 0: clean
-    if name != "c_jpeg_compression":
+    if noise.get(name).stochastic:
         other = noise.apply(name, images, 3, seed=6, indices=np.arange(10, 16)).numpy()
-        assert not np.array_equal(whole, other)
+        assert not np.array_equal(whole, other)  # another seed, other draws
     with pytest.raises(Exception, match="not valid for noise"):
         noise.apply(name, images, 2.5, seed=5)
 
