@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
-from bioflow import config, noise
+from bioflow import config, corruptions, noise  # noqa: F401 (corruptions: the c_<name> perturbations are noises too)
 from bioflow.errors import BioflowError
 
 BG = noise.BACKGROUND
@@ -243,7 +243,7 @@ def test_chunked_batches_equal_one_batch():
 PEAK_MEMORY = """
 import json, re, sys
 import numpy as np
-from bioflow import noise
+from bioflow import corruptions, noise  # noqa: F401 (corruptions: registers the c_<name> perturbations)
 
 def status(key):
     return int(re.search(rf"{key}:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
