@@ -135,3 +135,25 @@ def test_cifar10_c_offline_without_a_copy_fails_before_any_work_naming_the_optio
         cifar10c.check_available(["fog"], [1], str(tmp_path), download=False)
     with pytest.raises(BioflowError, match=r"Cannot download CIFAR-10-C .*--cifar10-c DIR"):
         cifar10c.check_available(["fog"], [1], str(tmp_path))
+
+
+def test_computed_corruptions_run_on_every_evaluation_set_as_noises(tiny_run):
+    """In a noise suite (``NoiseSuite.noises = ['c_fog', …]``), the corruptions run on CIFAR-10G's sets too
+    (here two stand-in sets of the synthetic images, whose classes are not CIFAR-10's)."""
+    import gin
+
+    from bioflow.data import DataPipeline
+    from bioflow.evaluate import evaluation_sets, robustness
+    from bioflow.noise import NoiseSuite
+    from bioflow.training import rundir
+
+    config.parse([str(tiny_run / "operative_config.gin")], ["Synthetic.n_test = 16"])
+    model, info = rundir.load_run(tiny_run, False)
+    images, labels = evaluation_sets(gin.get_configurable(DataPipeline)(), info["data"], 32)["test"]
+    sets = {"test": (images, labels), "silhouettes": (1.0 - images, labels)}
+    suite = NoiseSuite(noises=("c_fog", "c_pixelate"), levels={"c_fog": (0, 3), "c_pixelate": (0, 5)})
+    result = robustness(model, info, sets, suite, perturb_generalisation=True)
+    table = result.perturbation
+    assert len(table) == 2 * 2 * 2 and set(table["Set"]) == {"test", "silhouettes"}
+    clean = table[(table["Set"] == "silhouettes") & (table["Level"] == 0)]["Accuracy"]
+    assert (clean == result.generalisation.set_index("Set")["Accuracy"]["silhouettes"]).all()  # severity 0: clean
