@@ -300,6 +300,7 @@ def test_attacked_entries_get_an_adversarial_section_with_their_masking_checks(p
     assert set(data.adversarial["Model"]) == {"vgg16_gabor"}
 
 
+@pytest.mark.slow  # two evaluations and three reports: 27 s
 def test_corrupted_entries_get_a_corruption_section_and_an_mce_table(pair_copy, tmp_path):
     for name in ("gabor", "original"):
         out = tmp_path / name

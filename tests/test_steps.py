@@ -101,6 +101,7 @@ def test_a_step_loss_needs_a_readout_at_every_step():
         BLTRecurrence(readout="each")
 
 
+@pytest.mark.slow  # the module's trained 4-step network: 15 s
 def test_evaluation_writes_every_steps_accuracy_and_the_last_step_is_the_networks(stepped):
     run, _ = stepped
     steps = pd.read_csv(run / "results" / "steps.csv")
@@ -118,6 +119,7 @@ def test_evaluation_writes_every_steps_accuracy_and_the_last_step_is_the_network
     assert min(record["clean_accuracy"]["test"]) > 0.2, record
 
 
+@pytest.mark.slow  # the module's trained 4-step network: 15 s
 def test_a_zoo_round_trip_keeps_the_steps_and_the_per_step_readout(stepped, tmp_path):
     run, root = stepped
     entry = zoo.Zoo(root).path("steps", "1.0.0")
@@ -137,6 +139,7 @@ def test_a_zoo_round_trip_keeps_the_steps_and_the_per_step_readout(stepped, tmp_
     assert card["architecture"]["recurrence_config"]["config"]["readout"] == "every_step"
 
 
+@pytest.mark.slow  # the module's trained 4-step network: 15 s
 def test_the_report_shows_robustness_against_time_step(stepped, tmp_path):
     _, root = stepped
     out = tmp_path / "report.html"
@@ -152,6 +155,7 @@ def test_the_report_shows_robustness_against_time_step(stepped, tmp_path):
     assert "Robustness against time step" in out.read_text()
 
 
+@pytest.mark.slow  # the module's trained 4-step network: 15 s
 def test_every_evaluation_set_gets_its_accuracy_per_step(stepped):
     """CIFAR-10G's sets go through the same step read-out as the test set (here two stand-in sets of the
     synthetic images, since the synthetic classes are not CIFAR-10's)."""
