@@ -52,17 +52,20 @@ class CorruptionSuite:
                     or not self.corruptions:
                 raise BioflowError(f"CorruptionSuite.corruptions must be a non-empty list of names or None, got "
                                    f"{self.corruptions!r}.")
+            if len(set(self.corruptions)) != len(self.corruptions):
+                raise BioflowError(f"CorruptionSuite.corruptions names a corruption twice: {self.corruptions!r}.")
             for name in self.corruptions:
                 if name not in valid:
                     why = f" ({corruptions.LEFT_OUT[name]})" if self.source == "computed" and \
                         name in corruptions.LEFT_OUT else ""
                     raise BioflowError(f"Unknown corruption {name!r} for source {self.source!r}{why}; valid "
                                        f"corruptions are {choices(valid)}.")
-        if isinstance(self.severities, (str, bytes)) or not isinstance(self.severities, (list, tuple)) or not \
-                self.severities or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 5
-                                           for s in self.severities):
-            raise BioflowError(f"CorruptionSuite.severities must be a non-empty list of 1 to 5, got "
-                               f"{self.severities!r}.")
+        severities = self.severities
+        if isinstance(severities, (str, bytes)) or not isinstance(severities, (list, tuple)) or not severities \
+                or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5 for v in severities) \
+                or len(set(severities)) != len(severities):
+            raise BioflowError(f"CorruptionSuite.severities must be a non-empty list of distinct severities 1 to 5, "
+                               f"got {severities!r}.")
         for key in ("data_dir", "copy"):
             value = getattr(self, key)
             if value is not None and not isinstance(value, str):
@@ -96,7 +99,7 @@ def run(evaluator, suite, test_images, labels, stats, size, n_images, meta, echo
     """``(table, summary)``: every corruption at every severity through ``evaluator`` (the evaluation's
     :class:`bioflow.evaluate._Evaluator`), on the test images or on CIFAR-10-C's."""
     suite.check(stats)
-    rows = []
+    rows, evaluated = [], len(labels)
     for name in suite.names:
         echo(f"Evaluating corruption {name} ({suite.source}, severities {', '.join(map(str, suite.severities))})")
         for severity in suite.severities:
@@ -106,11 +109,11 @@ def run(evaluator, suite, test_images, labels, stats, size, n_images, meta, echo
                 data = cifar10c.load(name, severity, suite.data_dir, suite.copy, suite.download)
                 grey = data.map(lambda x, y: (to_luminance(tf.cast(x, tf.float32)), y))
                 images, truth = prepare_images(grey, size, stats["interpolation"], n_images)
-                scores = evaluator.run(images, truth)
+                scores, evaluated = evaluator.run(images, truth), len(truth)
             rows.append(dict(meta, Source=suite.source, Corruption=name, Severity=severity, Loss=scores.loss,
                              Accuracy=scores.accuracy))
     table = pd.DataFrame(rows, columns=COLUMNS)
     summary = dict(source=suite.source, corruptions=list(suite.names), severities=list(suite.severities),
                    **metrics.corruption_summary(table))
-    summary["n_images"] = int(n_images) if n_images is not None else int(len(labels))
+    summary["n_images"] = int(evaluated)
     return table, summary

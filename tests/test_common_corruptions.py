@@ -42,7 +42,9 @@ def test_the_corruption_metrics_are_their_definitions():
     (dict(source="imagenet-c"), "Unknown CorruptionSuite.source 'imagenet-c'"),
     (dict(corruptions=["frost"]), "Unknown corruption 'frost' for source 'computed' (six bundled frost"),
     (dict(corruptions=["fogg"]), "valid corruptions are"),
-    (dict(severities=[0, 6]), "CorruptionSuite.severities must be a non-empty list of 1 to 5"),
+    (dict(severities=[0, 6]), "CorruptionSuite.severities must be a non-empty list of distinct severities 1 to 5"),
+    (dict(severities=[2, 2]), "distinct severities"),
+    (dict(corruptions=["fog", "fog"]), "names a corruption twice"),
     (dict(copy=3), "CorruptionSuite.copy must be a folder or None"),
 ])
 def test_corruption_suite_settings_are_checked(kwargs, message):
