@@ -118,6 +118,11 @@ class AttackSuite:
         check_number(self.check_epsilon, "AttackSuite.check_epsilon", above=0, maximum=1)
 
 
+def perturbation_norm(delta, norm):
+    """Each image's ``norm`` (``'linf'``, ``'l2'``, ``'l1'``) of a batch of perturbations: ``[N]``."""
+    return tf.reshape(_flat_norm(tf.convert_to_tensor(delta, tf.float32), norm), [-1])
+
+
 def _flat_norm(x, norm):
     flat = tf.reshape(x, [tf.shape(x)[0], -1])
     value = tf.reduce_max(tf.abs(flat), 1) if norm == "linf" else (

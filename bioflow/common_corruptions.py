@@ -97,8 +97,8 @@ class CorruptionSuite:
 
 def run(evaluator, suite, test_images, labels, stats, size, n_images, meta, echo=print):
     """``(table, summary)``: every corruption at every severity through ``evaluator`` (the evaluation's
-    :class:`bioflow.evaluate._Evaluator`), on the test images or on CIFAR-10-C's."""
-    suite.check(stats)
+    :class:`bioflow.evaluate._Evaluator`), on the test images or on CIFAR-10-C's. The caller has run
+    ``suite.check(stats)`` before any work (``bioflow.evaluate.evaluate`` does)."""
     rows, evaluated = [], len(labels)
     for name in suite.names:
         echo(f"Evaluating corruption {name} ({suite.source}, severities {', '.join(map(str, suite.severities))})")

@@ -1,6 +1,25 @@
 """Side-by-side timing helpers for the benchmarks in tools/."""
+import argparse
 import statistics
 import time
+
+
+def parser(doc, images, batch_size):
+    """The benchmarks' command line: ``--images``, ``--batch-size`` and ``--repeats`` (3), with these defaults."""
+    out = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    out.add_argument("--images", type=int, default=images)
+    out.add_argument("--batch-size", type=int, default=batch_size)
+    out.add_argument("--repeats", type=int, default=3)
+    return out
+
+
+def batches(batch_size, *arrays):
+    """Consecutive slices of ``arrays`` as tensors: a list of tuples (of one tensor, for one array)."""
+    import tensorflow as tf
+
+    n = len(arrays[0])
+    out = [tuple(tf.constant(a[s:s + batch_size]) for a in arrays) for s in range(0, n, batch_size)]
+    return [b[0] for b in out] if len(arrays) == 1 else out
 
 
 def median_seconds(fn, repeats):

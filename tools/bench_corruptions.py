@@ -12,7 +12,6 @@ suite's total (all corruptions at one severity; × 5 for the five severities).
 
     python tools/bench_corruptions.py [--images 16] [--batch-size 8] [--repeats 3]
 """
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,17 +19,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from _timing import median_seconds  # noqa: E402
+from _timing import batches, median_seconds, parser  # noqa: E402
 from bioflow import config, corruptions, noise  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--severity", type=int, default=3)
-    args = parser.parse_args()
+    command = parser(__doc__, images=16, batch_size=8)
+    command.add_argument("--severity", type=int, default=3)
+    args = command.parse_args()
     config.parse(["model/vgg16_gabor"])
     from bioflow.model import build_model
 
@@ -38,10 +34,10 @@ def main():
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(args.images, 224, 224, 1)).astype(np.float32)
     predict = tf.function(lambda x: model(x, training=False))
-    batches = [tf.constant(images[s:s + args.batch_size] * 255.0) for s in range(0, args.images, args.batch_size)]
+    cached = batches(args.batch_size, images * 255.0)
 
     def infer():
-        for x in batches:
+        for x in cached:
             predict(x).numpy()
 
     t_infer = median_seconds(infer, args.repeats) / args.images

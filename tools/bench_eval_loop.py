@@ -12,37 +12,32 @@ Prints each side's median time over ``--repeats`` and the ratio (bioflow / basel
 
     python tools/bench_eval_loop.py [--images 500] [--repeats 3]
 """
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from _timing import median_seconds, untrained_quickstart  # noqa: E402
+from _timing import batches, median_seconds, parser, untrained_quickstart  # noqa: E402
 from bioflow import noise  # noqa: E402
 from bioflow.data.preprocessing import normaliser  # noqa: E402
 from bioflow.evaluate import _Evaluator, to_0_255  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = parser(__doc__, images=500, batch_size=64).parse_args()
     model, images, labels, stats = untrained_quickstart(args.images)
     size = model.input_shape[1]
     suite = noise.NoiseSuite()
     conditions = [(None, None)] + [(name, level) for name, levels in suite.items() for level in levels]
     normalise = normaliser(stats)
     predict = tf.function(lambda x: model(normalise(to_0_255(x)), training=False), autograph=False)
-    batches = [tf.constant(images[s:s + args.batch_size]) for s in range(0, args.images, args.batch_size)]
+    cached = batches(args.batch_size, images)
 
     def baseline():
         for _ in conditions:
             last = None
-            for x in batches:
+            for x in cached:
                 last = predict(x)
             last.numpy()  # wait for the condition's last batch, as a result would
 

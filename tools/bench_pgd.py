@@ -15,40 +15,35 @@ Prints each side's median time over ``--repeats`` and the ratios (PGD / floor, A
 
     python tools/bench_pgd.py [--images 256] [--steps 10] [--repeats 3]
 """
-import argparse
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from _timing import median_seconds, untrained_quickstart  # noqa: E402
+from _timing import batches, median_seconds, parser, untrained_quickstart  # noqa: E402
 from bioflow import attacks  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    command = parser(__doc__, images=256, batch_size=64)
+    command.add_argument("--steps", type=int, default=10)
+    args = command.parse_args()
     model, images, labels, stats = untrained_quickstart(args.images)
     size = model.input_shape[1]
     target = attacks.Target(model, stats, "source")
-    batches = [(tf.constant(images[s:s + args.batch_size]), tf.constant(labels[s:s + args.batch_size]))
-               for s in range(0, args.images, args.batch_size)]
+    cached = batches(args.batch_size, images, labels)
     eps = 8 / 255
     attack = attacks.Attack(kind="pgd", norm="linf", epsilons=(eps,), steps=args.steps, random_start=False)
 
     def floor():
-        for x, y in batches:
+        for x, y in cached:
             for _ in range(args.steps):
                 grad = target.gradient(x, y, 1)
             grad.numpy()
 
     def pgd():
-        for x, y in batches:
+        for x, y in cached:
             adversarial, _ = attacks._attack_batch(target, x, y, eps, attack, 1, tf.constant([0, 0], tf.int32))
             adversarial.numpy()
 

@@ -121,14 +121,13 @@ def _attacked(model, info, pipeline, sets, plan, batch_size):
     samples = suite.eot_samples if attacks.is_stochastic(target, start) else 1
     adversarial = attacks.adversarial_examples(target, start, labels, attack, eps, samples=samples, seed=suite.seed,
                                                batch_size=batch_size)
-    delta = (adversarial - start).reshape(len(labels), -1)
-    norms = {"linf": np.abs(delta).max(1), "l2": np.sqrt((delta ** 2).sum(1)), "l1": np.abs(delta).sum(1)}
+    norms = attacks.perturbation_norm(adversarial - start, attack.norm).numpy()
     if suite.space == "source":  # to the network's input, as its clean images were
         adversarial = resize(tf.constant(adversarial * 255.0), model.input_shape[1], stats["interpolation"]).numpy()
         adversarial = adversarial / 255.0
     record = dict(attack=attack.kind, norm=attack.norm, epsilon=eps, steps=attack.steps if attack.kind == "pgd"
                   else 1, space=suite.space, eot_samples=samples)
-    return adversarial.astype(np.float32), record, norms[attack.norm]
+    return adversarial.astype(np.float32), record, norms
 
 
 def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=None, batch_size=64,
@@ -162,6 +161,8 @@ def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=
     for name, lv in conditions:
         x01 = images if name == "clean" else noise.apply(name, images, lv, seed=seed, background=background).numpy()
         predicted = np.asarray(predict(x01)).argmax(axis=1)
+        if name == "clean":
+            clean_predicted = predicted
         for layer in layers:
             for target_name, classes in (("predicted", predicted), ("true", labels)):
                 _, heat = cams[layer](np.asarray(to_input(x01)), classes, batch_size)
@@ -189,9 +190,8 @@ def compute(model, info, pipeline, *, n_images, options, noise_name=None, level=
     if attack is not None:
         adversarial, attack_record, norms = _attacked(model, info, pipeline, sets, attack, batch_size)
         attacked_pred = np.asarray(predict(adversarial)).argmax(axis=1)
-        clean_pred = np.asarray(predict(images)).argmax(axis=1)
         layer = layers[0]
-        _, heat_clean = cams[layer](np.asarray(to_input(images)), clean_pred, batch_size)
+        heat_clean, clean_pred = shown[("clean", layer, "predicted")][1], clean_predicted  # from Grad-CAM above
         _, heat_attacked = cams[layer](np.asarray(to_input(adversarial)), attacked_pred, batch_size)
         delta = adversarial - images
         spread = max(float(np.abs(delta).max()), 1e-12)
