@@ -129,8 +129,9 @@ def disk_kernel(radius, alias_blur, s):
     """Hendrycks' anti-aliased disk at size factor ``s``: a disk of ``radius`` on a grid of half-width
     8 (or the radius when it is larger), smoothed by OpenCV's Gaussian blur of ``alias_blur`` with a
     3×3 (5×5 past 8) kernel; all four are pixel sizes, × ``s``."""
-    half = 8 * s if radius * s <= 8 * s else radius * s
-    ksize = _odd((3 if radius * s <= 8 * s else 5) * s)
+    small = radius <= 8  # Hendrycks: a grid of half-width 8 and a 3×3 alias kernel, or the radius and 5×5
+    half = (8 if small else radius) * s
+    ksize = _odd((3 if small else 5) * s)
     span = np.arange(-int(round(half)), int(round(half)) + 1)
     xx, yy = np.meshgrid(span, span)
     aliased = ((xx ** 2 + yy ** 2) <= (radius * s) ** 2).astype(np.float64)
