@@ -132,6 +132,21 @@ def test_cifar10_c_is_prepared_from_a_copy_of_its_arrays_then_read_as_prepared(t
         cifar10c.check_available(["glass_blur", "fog"], [1], str(tmp_path / "other"), copy=str(copy))
 
 
+def test_a_hostile_cifar10_c_copy_is_refused_before_it_is_read(tmp_path):
+    copy = _copy(tmp_path / "copy", "fog")
+    root = copy / "CIFAR-10-C"
+    np.save(root / "fog.npy", np.array([{"x": 1}] * 30, dtype=object), allow_pickle=True)  # a pickle
+    with pytest.raises(BioflowError, match="no pickled objects"):
+        cifar10c.check_available(["fog"], [1], str(tmp_path / "tfds"), copy=str(copy))
+    np.save(root / "fog.npy", np.zeros((30, 16, 16, 3), np.uint8))  # the wrong size
+    with pytest.raises(BioflowError, match=r"must hold 30 uint8 images of 32x32x3 .*shape \(30, 16, 16, 3\)"):
+        cifar10c.load("fog", 1, data_dir=str(tmp_path / "tfds"), copy=str(copy))
+    np.save(root / "labels.npy", np.zeros(7, np.float32))
+    with pytest.raises(BioflowError, match="labels.npy must hold integer labels"):
+        cifar10c.check_copy(copy, ["fog"])
+    assert not (tmp_path / "tfds" / "cifar10_corrupted").exists()  # nothing was prepared
+
+
 def test_cifar10_c_offline_without_a_copy_fails_before_any_work_naming_the_option(tmp_path):
     with pytest.raises(BioflowError, match="--cifar10-c DIR"):
         cifar10c.check_available(["fog"], [1], str(tmp_path), download=False)

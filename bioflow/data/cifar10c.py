@@ -13,6 +13,7 @@ Three ways to the images, checked in this order:
 import os
 import pathlib
 
+import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.image_classification import cifar10_corrupted as tfds_c
 
@@ -58,7 +59,25 @@ def check_copy(folder, corruptions):
         raise BioflowError(f"{folder} is not a CIFAR-10-C copy for these corruptions: it lacks "
                            f"{', '.join(missing)}. Give the folder of the extracted CIFAR-10-C.tar "
                            "(CIFAR-10-C/ with labels.npy and one <corruption>.npy per corruption).")
+    labels = _array(root / "labels.npy")  # memory-mapped: only the header is read here
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) == 0 or len(labels) % 5:
+        raise BioflowError(f"{root / 'labels.npy'} must hold integer labels, 5 severities' worth (a multiple of 5), "
+                           f"got an array of {labels.dtype} with shape {labels.shape}.")
+    for name in files[1:]:
+        images = _array(root / name)
+        if images.dtype != np.uint8 or images.shape != (len(labels), 32, 32, 3):
+            raise BioflowError(f"{root / name} must hold {len(labels)} uint8 images of 32x32x3 (as labels.npy "
+                               f"counts), got an array of {images.dtype} with shape {images.shape}.")
     return root
+
+
+def _array(path):
+    """A ``.npy`` file's array, memory-mapped; never unpickled (``allow_pickle=False``)."""
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise BioflowError(f"{path} is not a numpy array file that bioflow reads (no pickled objects): {err}") \
+            from err
 
 
 def _prepared(name, data_dir):
